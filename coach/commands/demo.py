@@ -1,0 +1,135 @@
+"""``coach demo``: a simulated couple through the whole stack."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import sys
+from typing import Any
+
+from coach.clock import Clock, clock_for_speed
+from coach.session import Session
+from coach.types import SessionState
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from sims.scenarios import SCENARIOS
+
+    p.add_argument("--headless", action="store_true", help="no windows")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="simulated seconds (default: 900 headless, until closed with windows)")
+    p.add_argument("--speed", default="1", metavar="X|max",
+                   help="times faster than real time, or 'max' (headless only)")
+    p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
+    p.add_argument("--scenario", default="calm-anchor", choices=sorted(SCENARIOS),
+                   help="who the simulated people are (default calm-anchor)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON state per simulated second, then a summary")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        clock = clock_for_speed(args.speed)
+    except ValueError as exc:
+        print(f"coach demo: {exc}", file=sys.stderr)
+        return 2
+    if args.duration is not None and args.duration <= 0:
+        print("coach demo: --duration must be positive", file=sys.stderr)
+        return 2
+    if not args.headless:
+        if args.speed == "max":
+            print("coach demo: --speed max needs --headless", file=sys.stderr)
+            return 2
+        from ui.app import run_demo_windows
+
+        return run_demo_windows(args, clock)
+    duration = 900.0 if args.duration is None else args.duration
+    summary = clock.run(run_headless(clock, args.scenario, args.seed, duration, args.json))
+    if args.json:
+        print(json.dumps(summary), flush=True)
+    else:
+        print(_summary_text(summary))
+    return 0
+
+
+def build(clock: Clock, scenario: str, seed: int) -> tuple[Session, Any]:
+    """A session fed by a simulated world whose people see that session's orb."""
+    from sims.world import World
+
+    holder: dict[str, Session] = {}
+
+    def orb() -> Any:
+        latest = holder["s"].states.latest
+        return None if latest is None else latest.pacer
+
+    world = World(scenario, seed, clock, orb=orb)
+    session = Session(clock, world.labels)
+    holder["s"] = session
+    return session, world
+
+
+async def run_headless(
+    clock: Clock, scenario: str, seed: int, duration_s: float, emit_json: bool
+) -> dict[str, Any]:
+    """Run a simulated session; print a JSON state per second; return the summary."""
+    session, world = build(clock, scenario, seed)
+    sub = session.states.subscribe(maxsize=100_000)
+    printer = _Printer(session, emit_json)
+    sources = world.sources()
+    async with asyncio.TaskGroup() as tg:
+        tg.create_task(world.run(duration_s), name="sim.world")
+        consumer = tg.create_task(printer.consume(sub), name="coach.print")
+        await session.run(sources, duration_s)
+        while (state := sub.get_nowait()) is not None:
+            printer.take(state)
+        consumer.cancel()
+    return printer.summary(session, world)
+
+
+class _Printer:
+    def __init__(self, session: Session, emit_json: bool) -> None:
+        self.session = session
+        self.emit_json = emit_json
+        self.next_second = 1
+        self.states = 0
+        self.last: SessionState | None = None
+
+    async def consume(self, sub: Any) -> None:
+        async for state in sub:
+            self.take(state)
+
+    def take(self, state: SessionState) -> None:
+        self.states += 1
+        self.last = state
+        rel = state.t_s - self.session.t_origin_s
+        if rel + 1e-6 >= self.next_second:
+            self.next_second = math.floor(rel + 1e-6) + 1
+            if self.emit_json:
+                print(json.dumps(state.to_json(self.session.t_origin_s)), flush=False)
+
+    def summary(self, session: Session, world: Any) -> dict[str, Any]:
+        last = self.last.to_json(session.t_origin_s) if self.last else None
+        sys.stdout.flush()
+        return {
+            "summary": True,
+            "scenario": world.scenario.name,
+            "duration_s": last["t_s"] if last else 0.0,
+            "states": self.states,
+            "anchor_changes": session.coregulator.chooser.changes,
+            "strap_losses": {k: t.losses for k, t in session.trackers.items()},
+            "errors": session.errors,
+            "final": last,
+        }
+
+
+def _summary_text(summary: dict[str, Any]) -> str:
+    final = summary.get("final") or {}
+    lines = [f"scenario {summary['scenario']}: {summary['duration_s']:.0f} s simulated"]
+    for label, p in (final.get("partners") or {}).items():
+        lines.append(f"  {label}: breathing {p['rate_bpm']}/min, heart {p['hr_bpm']} bpm, "
+                     f"calm {p['calm']}, strap {p['status']}")
+    pacer = final.get("pacer") or {}
+    lines.append(f"  orb: {pacer.get('rate_bpm')}/min, anchor {final.get('anchor')}")
+    return "\n".join(lines)

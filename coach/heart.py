@@ -1,0 +1,75 @@
+"""Heart rate and short-term heart rate variability from RR intervals.
+
+RMSSD (root mean square of successive RR differences) over the last
+:data:`RMSSD_WINDOW_S` seconds, after dropping intervals that differ by more than 20 %
+from the median of their neighbours (a simple ectopic/missed-beat filter).
+
+References
+----------
+Task Force of the ESC and NASPE. Heart rate variability: standards of measurement,
+physiological interpretation and clinical use. Circulation 93:1043-1065, 1996.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+
+import numpy as np
+
+from coach.config import HR_WINDOW_BEATS, RMSSD_WINDOW_S
+from coach.types import HeartRate
+
+MAX_BEATS = 400  # bounded memory: > RMSSD_WINDOW_S at 200 bpm
+
+
+def rr_clean_mask(rr_ms: np.ndarray, tolerance: float = 0.2) -> np.ndarray:
+    """True for RR intervals within ``tolerance`` of the median of their 5 neighbours."""
+    n = len(rr_ms)
+    if n < 3:
+        return np.ones(n, dtype=bool)
+    pad = np.pad(rr_ms, 2, mode="edge")
+    windows = np.lib.stride_tricks.sliding_window_view(pad, 5)
+    med = np.median(windows, axis=1)
+    return np.abs(rr_ms - med) <= tolerance * med
+
+
+def rmssd_ms(rr_ms: np.ndarray) -> float | None:
+    """RMSSD of artifact-filtered RR intervals; None with fewer than 10 usable ones."""
+    rr = np.asarray(rr_ms, dtype=float)
+    keep = rr_clean_mask(rr)
+    if keep.sum() < 10:
+        return None
+    # only differences between two kept, adjacent beats count
+    both = keep[1:] & keep[:-1]
+    diffs = np.diff(rr)[both]
+    if len(diffs) < 8:
+        return None
+    return float(math.sqrt(np.mean(diffs**2)))
+
+
+class HeartTracker:
+    """Keeps the recent beats of one person."""
+
+    def __init__(self) -> None:
+        self._beats: deque[tuple[float, float]] = deque(maxlen=MAX_BEATS)
+        self._strap_hr: float | None = None
+
+    def push(self, event: HeartRate) -> None:
+        self._beats.extend(zip(event.beat_t_s, event.rr_ms, strict=True))
+        if math.isfinite(event.hr_bpm) and event.hr_bpm > 0:
+            self._strap_hr = event.hr_bpm
+
+    def hr_bpm(self) -> float | None:
+        """Mean heart rate over the last beats (the strap's own value without RR)."""
+        if len(self._beats) >= 2:
+            rr = np.array([r for _, r in list(self._beats)[-HR_WINDOW_BEATS:]])
+            return 60000.0 / float(np.mean(rr))
+        return self._strap_hr
+
+    def rmssd_ms(self, t_s: float) -> float | None:
+        rr = np.array([r for b, r in self._beats if b >= t_s - RMSSD_WINDOW_S])
+        return rmssd_ms(rr)
+
+    def last_beat_s(self) -> float | None:
+        return self._beats[-1][0] if self._beats else None

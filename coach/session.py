@@ -1,0 +1,106 @@
+"""A session: strap streams in, session states out.
+
+``Session.run`` reads one stream of strap events per partner (drivers, simulated
+straps or a replayed recording: it cannot tell them apart), feeds each partner's
+tracker, and every :data:`STATE_PERIOD_S` asks the co-regulator for the anchor and the
+pacer and publishes a :class:`~coach.types.SessionState` on ``states``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+from coach.bus import Bus
+from coach.clock import Clock
+from coach.config import STATE_PERIOD_S
+from coach.coregulator import CoRegulator
+from coach.tracker import PartnerTracker
+from coach.types import Command, Marker, SessionState, StrapEvent
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[Any], None]
+
+
+class Session:
+    """The pipeline for one couple (and optionally a therapist strap)."""
+
+    def __init__(self, clock: Clock, labels: tuple[str, ...] = ("A", "B")) -> None:
+        self.clock = clock
+        self.labels = labels
+        self.states: Bus[SessionState] = Bus()
+        self.trackers = {label: PartnerTracker(label) for label in labels}
+        self.t_origin_s = 0.0
+        self.coregulator = CoRegulator(0.0)
+        self.errors = 0
+        self._sinks: list[Sink] = []
+        self._pending_markers: list[Marker] = []
+        self._started = False
+
+    def add_sink(self, sink: Sink) -> None:
+        """Call ``sink(event)`` for every raw strap event, marker and command, in order."""
+        self._sinks.append(sink)
+
+    def _emit(self, item: Any) -> None:
+        for sink in self._sinks:
+            sink(item)
+
+    def command(self, cmd: Command) -> None:
+        """Apply a command from a view; never blocks."""
+        self._emit(cmd)
+        if cmd.kind == "marker":
+            now = self.clock.now() if self._started else self.t_origin_s
+            marker = Marker(now, str(cmd.value or "note"), cmd.note)
+            self._emit(marker)
+            self._pending_markers.append(marker)
+            return
+        self.coregulator.command(cmd)
+
+    async def run(
+        self,
+        sources: Mapping[str, AsyncIterator[StrapEvent]],
+        duration_s: float | None = None,
+    ) -> None:
+        """Process the streams until ``duration_s`` has passed (or the streams end)."""
+        self.t_origin_s = self.clock.now()
+        self.coregulator = CoRegulator(self.t_origin_s) if not self._started else self.coregulator
+        self.coregulator.t_origin_s = self.t_origin_s
+        self._started = True
+        async with asyncio.TaskGroup() as tg:
+            feeders = [
+                tg.create_task(self._feed(label, stream), name=f"coach[{label}].feed")
+                for label, stream in sources.items()
+            ]
+            ticker = tg.create_task(self._tick(duration_s), name="coach.tick")
+            await asyncio.gather(*feeders)
+            if duration_s is None:
+                ticker.cancel()
+
+    async def _feed(self, label: str, stream: AsyncIterator[StrapEvent]) -> None:
+        tracker = self.trackers[label]
+        async for event in stream:
+            self._emit(event)
+            try:
+                tracker.push(event)
+            except Exception:  # one bad event must not end a session
+                self.errors += 1
+                log.exception("partner %s: event %s dropped", label, type(event).__name__)
+
+    async def _tick(self, duration_s: float | None) -> None:
+        k = 0
+        while duration_s is None or k * STATE_PERIOD_S < duration_s - 1e-9:
+            k += 1
+            await self.clock.sleep_until(self.t_origin_s + k * STATE_PERIOD_S)
+            self.publish(self.t_origin_s + k * STATE_PERIOD_S)
+
+    def publish(self, t_s: float) -> SessionState:
+        """Compute and publish the state at ``t_s``."""
+        partners = {label: tr.state(t_s) for label, tr in self.trackers.items()}
+        pacer = self.coregulator.update(t_s, partners)
+        markers, self._pending_markers = tuple(self._pending_markers), []
+        state = SessionState(t_s, partners, self.coregulator.anchor, pacer, markers)
+        self.states.publish(state)
+        return state

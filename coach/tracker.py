@@ -1,0 +1,101 @@
+"""Everything the session knows about one person, from their strap's events."""
+
+from __future__ import annotations
+
+import logging
+
+from coach.breath import AccBreath
+from coach.calm import CalmScore
+from coach.config import STRAP_SILENT_S
+from coach.heart import HeartTracker
+from coach.types import (
+    AccChunk,
+    EcgChunk,
+    HeartRate,
+    PartnerState,
+    StrapCondition,
+    StrapEvent,
+    StrapStatus,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PartnerTracker:
+    """Breathing, heart, calm and strap status of one partner."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.breath = AccBreath()
+        self.heart = HeartTracker()
+        self.calm = CalmScore()
+        self.condition: StrapCondition = "connecting"
+        self.battery_pct: int | None = None
+        self.last_data_s: float | None = None
+        self.events = 0
+        self.losses = 0  # times the strap went from ok to lost
+
+    def push(self, event: StrapEvent) -> None:
+        """Take one event from this partner's strap."""
+        self.events += 1
+        if isinstance(event, StrapStatus):
+            self._set_condition(event.condition)
+            if event.battery_pct is not None:
+                self.battery_pct = event.battery_pct
+            return
+        self.last_data_s = max(self.last_data_s or event.t_s, _end_time(event))
+        if self.condition in ("connecting", "lost"):
+            self._set_condition("ok")
+        if isinstance(event, AccChunk):
+            self.breath.push(event)
+        elif isinstance(event, HeartRate):
+            self.heart.push(event)
+            self.breath.push_beats(event.beat_t_s, event.rr_ms)
+            if event.contact is False:
+                self._set_condition("no-contact")
+            elif event.contact and self.condition == "no-contact":
+                self._set_condition("ok")
+        elif isinstance(event, EcgChunk):
+            pass  # ECG-derived breathing arrives with the estimators that use it
+
+    def _set_condition(self, condition: StrapCondition) -> None:
+        if condition == self.condition:
+            return
+        if condition == "lost":
+            self.losses += 1
+        log.info("strap %s: %s -> %s", self.label, self.condition, condition)
+        self.condition = condition
+
+    def state(self, t_s: float) -> PartnerState:
+        """The partner's state at ``t_s`` (data silent for too long -> lost, values unknown)."""
+        if (
+            self.condition in ("ok", "no-contact")
+            and self.last_data_s is not None
+            and t_s - self.last_data_s > STRAP_SILENT_S
+        ):
+            self._set_condition("lost")
+        if self.condition != "ok":
+            return PartnerState(self.label, self.condition, battery_pct=self.battery_pct)
+        est = self.breath.estimate(t_s)
+        hr = self.heart.hr_bpm()
+        rmssd = self.heart.rmssd_ms(t_s)
+        calm = self.calm.update(t_s, est.rate_bpm, hr, rmssd)
+        return PartnerState(
+            self.label,
+            self.condition,
+            rate_bpm=est.rate_bpm,
+            phase=est.phase,
+            breath=est.level,
+            hr_bpm=hr,
+            rmssd_ms=rmssd,
+            calm=calm,
+            source="acc" if est.rate_bpm is not None else None,
+            quality=est.regularity,
+            battery_pct=self.battery_pct,
+        )
+
+
+def _end_time(event: StrapEvent) -> float:
+    if isinstance(event, AccChunk | EcgChunk):
+        return event.end_s
+    return event.t_s

@@ -1,0 +1,96 @@
+"""Named scenarios: who the people are and what happens to them over time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sims.person import PersonSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    """A strap that is gone (no data at all) from ``start_s`` for ``duration_s``."""
+
+    label: str
+    start_s: float
+    duration_s: float
+
+    def covers(self, t_s: float) -> bool:
+        return self.start_s <= t_s < self.start_s + self.duration_s
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """People, arousal setpoints over time (piecewise linear), and strap outages."""
+
+    name: str
+    description: str
+    people: tuple[PersonSpec, ...]
+    arousal_schedule: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
+    outages: tuple[Outage, ...] = ()
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(p.label for p in self.people)
+
+    def arousal_setpoint(self, label: str, t_s: float, default: float) -> float:
+        points = self.arousal_schedule.get(label)
+        if not points:
+            return default
+        ts, values = zip(*points, strict=True)
+        return float(np.interp(t_s, ts, values))
+
+    def strap_present(self, label: str, t_s: float) -> bool:
+        return not any(o.label == label and o.covers(t_s) for o in self.outages)
+
+
+_CALM_A = PersonSpec("A", arousal=0.17, compliance=0.12, coupling=0.0, hr_rest_bpm=58.0)
+_ACTIVATED_B = PersonSpec(
+    "B", arousal=0.83, compliance=0.85, coupling=0.2, hr_rest_bpm=64.0, lean_deg=20.0
+)
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            "calm-anchor",
+            "A calm near 8/min, B activated near 16/min; B follows the orb.",
+            (_CALM_A, _ACTIVATED_B),
+        ),
+        Scenario(
+            "anchor-flip",
+            "A starts calm and B activated; from minute 7 to 8 they trade places.",
+            (
+                PersonSpec("A", arousal=0.17, compliance=0.2, hr_rest_bpm=58.0),
+                PersonSpec("B", arousal=0.83, compliance=0.2, hr_rest_bpm=64.0, lean_deg=20.0),
+            ),
+            arousal_schedule={
+                "A": ((0.0, 0.17), (420.0, 0.17), (480.0, 0.85)),
+                "B": ((0.0, 0.83), (420.0, 0.83), (480.0, 0.15)),
+            },
+        ),
+        Scenario(
+            "solo",
+            "One person, moderately activated, following the orb.",
+            (PersonSpec("A", arousal=0.5, compliance=0.7, hr_rest_bpm=62.0),),
+        ),
+        Scenario(
+            "dropout",
+            "As calm-anchor, but B's strap is gone for 45 s from minute 3.",
+            (_CALM_A, _ACTIVATED_B),
+            outages=(Outage("B", 180.0, 45.0),),
+        ),
+    )
+}
+
+
+def get_scenario(name: str) -> Scenario:
+    """The scenario called ``name``; a ValueError naming the choices otherwise."""
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown scenario {name!r}; choose one of: {', '.join(sorted(SCENARIOS))}"
+        ) from None
