@@ -1,0 +1,109 @@
+"""Closed loop in virtual time: the simulated couple, the trackers and the orb together.
+
+Each test runs ``coach demo --headless --json`` in-process (the printed JSON is what is
+checked) and holds it to the foundation issue's acceptance.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from functools import cache
+
+import numpy as np
+import pytest
+
+from coach.clock import VirtualClock
+from coach.commands.demo import run_headless
+
+SLEW_PER_S = 1.0 / 60.0  # breaths/min per second (1 per minute)
+
+
+@cache
+def _states(scenario: str, duration: float, seed: int = 1) -> tuple[list[dict], dict]:
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    clock = VirtualClock()
+    with contextlib.redirect_stdout(out):
+        summary = clock.run(run_headless(clock, scenario, seed, duration, emit_json=True))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    return lines, summary
+
+
+def _median(states: list[dict], key) -> float:
+    values = [key(s) for s in states]
+    return float(np.median([v for v in values if v is not None]))
+
+
+def test_one_json_state_per_simulated_second_with_the_contract_fields() -> None:
+    states, summary = _states("calm-anchor", 900.0)
+    assert [s["t_s"] for s in states] == pytest.approx(list(range(1, 901)))
+    assert summary["summary"] is True and summary["errors"] == 0
+    for s in states:
+        assert set(s["partners"]) == {"A", "B"}
+        for p in s["partners"].values():
+            assert {"rate_bpm", "phase", "hr_bpm", "calm", "status"} <= set(p)
+            assert p["phase"] is None or 0.0 <= p["phase"] < 2 * math.pi
+        if s["pacer"] is not None:
+            assert 0.0 <= s["pacer"]["phase"] < 2 * math.pi
+    json.dumps(states, allow_nan=False)
+
+
+def test_calm_anchor_pacer_starts_with_the_couple_and_settles_on_the_calm_partner() -> None:
+    states, _ = _states("calm-anchor", 900.0)
+    paced = [s for s in states if s["pacer"] is not None]
+    assert paced and paced[0]["t_s"] <= 60.0
+    first = paced[0]
+    mean_rate = np.mean([p["rate_bpm"] for p in first["partners"].values()])
+    assert abs(first["pacer"]["rate_bpm"] - mean_rate) <= 2.0
+
+    rates = np.array([s["pacer"]["rate_bpm"] for s in paced])
+    assert np.max(np.abs(np.diff(rates))) <= SLEW_PER_S + 1e-4  # JSON rounds to 4 digits
+
+    last_minute = states[-60:]
+    pacer_end = states[-1]["pacer"]["rate_bpm"]
+    a_rate = _median(last_minute, lambda s: s["partners"]["A"]["rate_bpm"])
+    b_rate = _median(last_minute, lambda s: s["partners"]["B"]["rate_bpm"])
+    assert states[-1]["anchor"] == "A"
+    assert abs(pacer_end - a_rate) <= 1.0
+    assert abs(b_rate - pacer_end) <= 2.0
+    # B started activated near 16/min and was led down
+    b_start = _median(states[20:60], lambda s: s["partners"]["B"]["rate_bpm"])
+    assert b_start > 13.0 > b_rate
+
+
+def test_anchor_flip_changes_anchor_once_and_the_orb_never_jumps() -> None:
+    states, summary = _states("anchor-flip", 900.0)
+    anchors = [s["anchor"] for s in states if s["anchor"] is not None]
+    changes = sum(a != b for a, b in itertools.pairwise(anchors))
+    assert changes == 1 and anchors[0] == "A" and anchors[-1] == "B"
+    assert summary["anchor_changes"] == 1
+    paced = [s["pacer"] for s in states if s["pacer"] is not None]
+    for before, after in itertools.pairwise(paced):
+        advance = (after["phase"] - before["phase"]) % (2 * math.pi)
+        explained = 2 * math.pi * before["rate_bpm"] / 60.0 * 1.0
+        # the rate may change by at most the slew within the second
+        assert abs(advance - explained) <= 2 * math.pi * SLEW_PER_S / 60.0 + 1e-4
+
+
+def test_dropout_shows_the_loss_goes_on_with_a_and_b_comes_back() -> None:
+    states, summary = _states("dropout", 600.0)
+    by_t = {round(s["t_s"]): s for s in states}
+    lost_at = [t for t in range(181, 226) if by_t[t]["partners"]["B"]["status"] == "lost"]
+    assert lost_at and lost_at[0] <= 185  # outage starts at 180 s
+    assert all(by_t[t]["partners"]["A"]["status"] == "ok" for t in range(60, 600))
+    assert all(by_t[t]["pacer"] is not None for t in range(100, 600))
+    assert all(by_t[t]["partners"]["A"]["rate_bpm"] is not None for t in range(190, 226))
+    back = [t for t in range(226, 600) if by_t[t]["partners"]["B"]["status"] == "ok"]
+    assert back and back[0] <= 230
+    assert by_t[300]["partners"]["B"]["rate_bpm"] is not None
+    assert summary["strap_losses"]["B"] == 1
+
+
+def test_solo_runs_with_one_person() -> None:
+    states, _ = _states("solo", 300.0)
+    assert set(states[-1]["partners"]) == {"A"}
+    assert states[-1]["anchor"] == "A" and states[-1]["pacer"] is not None
