@@ -14,6 +14,12 @@ import sys
 
 COMMANDS: dict[str, str] = {
     "demo": "simulated couple through the whole stack (orb + dashboard, or --headless)",
+    "analyze": "breathing from an ECG, accelerometer or RR file (offline or --causal)",
+    "record": "record a simulated session to a file",
+    "replay": "replay a recording through the same pipeline",
+    "export": "export a recording as BIDS physio or CSV",
+    "report": "one-page HTML report of a recording",
+    "sessions": "list recorded sessions",
 }
 
 

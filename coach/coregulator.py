@@ -1,16 +1,19 @@
 """Who anchors the couple, and where the orb goes.
 
-Rules (see docs/coregulation.md):
+Rules (explained for therapists in docs/coregulation.md):
 
 - **Anchor**: the calmer partner (higher calm score). The other partner takes over only
   after leading by at least :data:`ANCHOR_MARGIN` for :data:`ANCHOR_DWELL_S` seconds
   without a break, so the orb never flips back and forth. The therapist strap ``T`` is
-  never chosen automatically. The therapist can fix the anchor.
+  never chosen automatically. The therapist can fix the anchor (``T`` included).
 - **Pacer**: starts at the mean breathing rate of the partners whose rate is known
   (waiting up to :data:`PACER_START_WAIT_S` for all of them), then moves toward the
-  anchor's rate within the slew limit. It holds its rate while the anchor's breathing
-  is unknown or its strap is lost, and while paused. A fixed pace set by the therapist
-  replaces the anchor's rate as the target (still slew-limited).
+  anchor's rate within the slew limit. It holds its rate while any partner's arousal
+  alert is set, while the anchor's breathing is unknown or its strap is lost, and while
+  paused. A pace set by the therapist replaces the anchor's rate as the target.
+- **Guide mode** (off by default; always on in solo mode): once every partner follows
+  the orb (phase locking value above :data:`FOLLOW_PLV` for :data:`FOLLOW_S` seconds),
+  the target becomes the resonance pace (:data:`RESONANCE_BPM`), still slew-limited.
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from coach.config import ANCHOR_DWELL_S, ANCHOR_MARGIN, PACER_START_WAIT_S
+from coach.config import ANCHOR_DWELL_S, ANCHOR_MARGIN, PACER_START_WAIT_S, RESONANCE_BPM
 from coach.pacer import Pacer
 from coach.types import Command, PacerState, PartnerState
 
 log = logging.getLogger(__name__)
 
 COUPLE = ("A", "B")
+FOLLOW_PLV = 0.7  # phase locking to the orb that counts as following it
+FOLLOW_S = 60.0  # seconds it must last
 
 
 class AnchorChooser:
@@ -46,11 +51,12 @@ class AnchorChooser:
         if not known or (self.anchor is None and len(known) < len(couple) and not settled):
             return self.anchor
         best = max(sorted(known), key=lambda k: known[k])  # type: ignore[arg-type,return-value]
-        if self.anchor is None or self.anchor not in calm:
+        if self.anchor is None:
             self._set(best)
             return self.anchor
         mine = known.get(self.anchor)
-        if best != self.anchor and mine is not None and known[best] - mine >= self.margin:  # type: ignore[operator]
+        lead = known[best] - mine if mine is not None else 0.0  # type: ignore[operator]
+        if best != self.anchor and lead >= self.margin:
             if self._challenger_since is None:
                 self._challenger_since = t_s
             if t_s - self._challenger_since >= self.dwell_s:
@@ -70,14 +76,19 @@ class AnchorChooser:
 class CoRegulator:
     """Anchor and pacer from the partners' states and the therapist's commands."""
 
-    def __init__(self, t_origin_s: float) -> None:
+    def __init__(self, t_origin_s: float, solo: bool = False) -> None:
         self.t_origin_s = t_origin_s
+        self.solo = solo
         self.chooser = AnchorChooser()
         self.pacer: Pacer | None = None
         self.fixed_anchor: str | None = None
         self.fixed_pace_bpm: float | None = None
         self.paused = False
+        self.guide = solo
         self.ie_ratio: float | None = None
+        self.holds = 0  # times the pacer began holding for an alert
+        self._alerting = False
+        self._following_since: float | None = None
 
     @property
     def anchor(self) -> str | None:
@@ -89,27 +100,61 @@ class CoRegulator:
         elif cmd.kind == "resume":
             self.paused = False
         elif cmd.kind == "anchor":
-            self.fixed_anchor = cmd.value
+            self.fixed_anchor = None if cmd.value in (None, "auto") else str(cmd.value)
         elif cmd.kind == "pace":
-            self.fixed_pace_bpm = None if cmd.value is None else float(cmd.value)
+            self.fixed_pace_bpm = None if cmd.value in (None, "auto") else float(cmd.value)
         elif cmd.kind == "ratio":
             self.ie_ratio = float(cmd.value)
+        elif cmd.kind == "guide":
+            self.guide = bool(cmd.value)
 
-    def update(self, t_s: float, partners: Mapping[str, PartnerState]) -> PacerState | None:
+    def update(
+        self,
+        t_s: float,
+        partners: Mapping[str, PartnerState],
+        orb_plv: Mapping[str, float | None] | None = None,
+    ) -> PacerState | None:
         waited = t_s - self.t_origin_s >= PACER_START_WAIT_S
         self.chooser.update(t_s, {k: p.calm for k, p in partners.items()}, settled=waited)
         if self.pacer is None:
             self.pacer = self._start(t_s, partners)
             return None if self.pacer is None else self.pacer.state
-        anchor = partners.get(self.anchor) if self.anchor else None
-        target = anchor.rate_bpm if anchor is not None and anchor.status == "ok" else None
-        mode = "follow"
-        if self.fixed_pace_bpm is not None:
-            target, mode = self.fixed_pace_bpm, "manual"
-        holding = self.paused or target is None
+        target, mode = self._target(t_s, partners, orb_plv or {})
+        alerting = any(p.alert for k, p in partners.items() if k in COUPLE)
+        if alerting and not self._alerting:
+            self.holds += 1
+            log.info("pacer holds: arousal alert")
+        self._alerting = alerting
+        holding = self.paused or alerting or target is None
         if self.paused:
             mode = "paused"
+        elif alerting:
+            mode = "alert"
         return self.pacer.update(t_s, target, holding=holding, mode=mode, ie_ratio=self.ie_ratio)
+
+    def _target(
+        self, t_s: float, partners: Mapping[str, PartnerState], orb_plv: Mapping[str, float | None]
+    ) -> tuple[float | None, str]:
+        if self.fixed_pace_bpm is not None:
+            return self.fixed_pace_bpm, "manual"
+        if self.guide and self._all_follow(t_s, partners, orb_plv):
+            return RESONANCE_BPM, "guide"
+        anchor = partners.get(self.anchor) if self.anchor else None
+        if anchor is None or anchor.status != "ok":
+            return None, "follow"
+        return anchor.rate_bpm, "follow"
+
+    def _all_follow(
+        self, t_s: float, partners: Mapping[str, PartnerState], orb_plv: Mapping[str, float | None]
+    ) -> bool:
+        couple = [k for k in partners if k in COUPLE]
+        following = bool(couple) and all((orb_plv.get(k) or 0.0) >= FOLLOW_PLV for k in couple)
+        if not following:
+            self._following_since = None
+            return False
+        if self._following_since is None:
+            self._following_since = t_s
+        return t_s - self._following_since >= FOLLOW_S
 
     def _start(self, t_s: float, partners: Mapping[str, PartnerState]) -> Pacer | None:
         couple = [p for k, p in partners.items() if k in COUPLE]

@@ -16,11 +16,13 @@ import math
 from collections import deque
 
 import numpy as np
+from scipy import signal
 
 from coach.config import HR_WINDOW_BEATS, RMSSD_WINDOW_S
 from coach.types import HeartRate
 
 MAX_BEATS = 400  # bounded memory: > RMSSD_WINDOW_S at 200 bpm
+_RSA_SOS = signal.butter(2, (0.05, 0.5), btype="bandpass", fs=4.0, output="sos")
 
 
 def rr_clean_mask(rr_ms: np.ndarray, tolerance: float = 0.2) -> np.ndarray:
@@ -73,3 +75,32 @@ class HeartTracker:
 
     def last_beat_s(self) -> float | None:
         return self._beats[-1][0] if self._beats else None
+
+    def hr_series(self, t_s: float, window_s: float, fs_hz: float = 4.0) -> np.ndarray | None:
+        """Instantaneous heart rate (bpm) resampled at ``fs_hz`` over the last ``window_s``.
+
+        None unless beats cover at least 90 % of the window.
+        """
+        beats = [(b, r) for b, r in self._beats if b >= t_s - window_s - 5.0]
+        if len(beats) < 10:
+            return None
+        bt, rr = np.array(beats).T
+        keep = rr_clean_mask(rr)
+        bt, rr = bt[keep], rr[keep]
+        start = t_s - window_s
+        if len(bt) < 10 or bt[0] > start + 0.1 * window_s or bt[-1] < t_s - 0.1 * window_s:
+            return None
+        grid = start + np.arange(int(window_s * fs_hz)) / fs_hz
+        return np.interp(grid, bt, 60000.0 / rr)
+
+    def rsa_bpm(self, t_s: float, window_s: float = 60.0) -> float | None:
+        """Respiratory sinus arrhythmia: peak-to-trough heart rate swing in the breathing band.
+
+        Estimated as 2*sqrt(2) times the standard deviation of heart rate band-passed to
+        0.05-0.5 Hz (the swing of a sinusoid of that power).
+        """
+        hr = self.hr_series(t_s, window_s)
+        if hr is None:
+            return None
+        band = signal.sosfiltfilt(_RSA_SOS, hr - hr.mean())
+        return float(2.0 * math.sqrt(2.0) * np.std(band[20:-20]))

@@ -16,7 +16,8 @@ from typing import Any
 from coach.bus import Bus
 from coach.clock import Clock
 from coach.config import STATE_PERIOD_S
-from coach.coregulator import CoRegulator
+from coach.coregulator import COUPLE, CoRegulator
+from coach.synchrony import Synchrony, round_figures
 from coach.tracker import PartnerTracker
 from coach.types import Command, Marker, SessionState, StrapEvent
 
@@ -34,7 +35,10 @@ class Session:
         self.states: Bus[SessionState] = Bus()
         self.trackers = {label: PartnerTracker(label) for label in labels}
         self.t_origin_s = 0.0
-        self.coregulator = CoRegulator(0.0)
+        self.solo = len([k for k in labels if k in COUPLE]) == 1
+        self.coregulator = CoRegulator(0.0, solo=self.solo)
+        self.synchrony = Synchrony()
+        self._sync_due_s = 0.0
         self.errors = 0
         self._sinks: list[Sink] = []
         self._pending_markers: list[Marker] = []
@@ -57,6 +61,11 @@ class Session:
             self._emit(marker)
             self._pending_markers.append(marker)
             return
+        if cmd.kind == "baseline":
+            now = self.clock.now()
+            for tracker in self.trackers.values():
+                tracker.calm.start_baseline(now, float(cmd.value or 120.0))
+            return
         self.coregulator.command(cmd)
 
     async def run(
@@ -66,8 +75,10 @@ class Session:
     ) -> None:
         """Process the streams until ``duration_s`` has passed (or the streams end)."""
         self.t_origin_s = self.clock.now()
-        self.coregulator = CoRegulator(self.t_origin_s) if not self._started else self.coregulator
         self.coregulator.t_origin_s = self.t_origin_s
+        self._sync_due_s = self.t_origin_s + 1.0
+        for tracker in self.trackers.values():
+            tracker.calm.start_baseline(self.t_origin_s)
         self._started = True
         async with asyncio.TaskGroup() as tg:
             feeders = [
@@ -99,8 +110,19 @@ class Session:
     def publish(self, t_s: float) -> SessionState:
         """Compute and publish the state at ``t_s``."""
         partners = {label: tr.state(t_s) for label, tr in self.trackers.items()}
-        pacer = self.coregulator.update(t_s, partners)
+        if t_s >= self._sync_due_s - 1e-9:
+            self._sync_due_s += 1.0
+            last = self.states.latest
+            orb = last.pacer.phase_at(t_s) if last is not None and last.pacer else None
+            self.synchrony.add(
+                {k: p.phase for k, p in partners.items()},
+                {k: p.hr_bpm for k, p in partners.items()},
+                orb,
+            )
+        sync = self.synchrony.latest
+        pacer = self.coregulator.update(t_s, partners, sync.get("orb_plv"))
         markers, self._pending_markers = tuple(self._pending_markers), []
-        state = SessionState(t_s, partners, self.coregulator.anchor, pacer, markers)
+        extra = {"synchrony": round_figures(sync)} if sync else {}
+        state = SessionState(t_s, partners, self.coregulator.anchor, pacer, markers, extra)
         self.states.publish(state)
         return state

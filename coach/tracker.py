@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from coach.alert import ArousalAlert
 from coach.breath import AccBreath
-from coach.calm import CalmScore
+from coach.calm import CalmScore, Features
+from coach.coherence import COHERENCE_EVERY_S, COHERENCE_WINDOW_S, hrv_coherence
 from coach.config import STRAP_SILENT_S
 from coach.heart import HeartTracker
 from coach.types import (
@@ -29,6 +31,10 @@ class PartnerTracker:
         self.breath = AccBreath()
         self.heart = HeartTracker()
         self.calm = CalmScore()
+        self.alert = ArousalAlert()
+        self.coherence: float | None = None
+        self.rsa_bpm: float | None = None
+        self._slow_due_s: float | None = None  # next time for the once-in-a-while figures
         self.condition: StrapCondition = "connecting"
         self.battery_pct: int | None = None
         self.last_data_s: float | None = None
@@ -79,7 +85,10 @@ class PartnerTracker:
         est = self.breath.estimate(t_s)
         hr = self.heart.hr_bpm()
         rmssd = self.heart.rmssd_ms(t_s)
-        calm = self.calm.update(t_s, est.rate_bpm, hr, rmssd)
+        self._slow_figures(t_s)
+        features = Features(hr, rmssd, est.rate_bpm, est.regularity, self.rsa_bpm)
+        calm = self.calm.update(t_s, features)
+        alert = self.alert.update(t_s, hr, est.rate_bpm)
         return PartnerState(
             self.label,
             self.condition,
@@ -92,7 +101,20 @@ class PartnerTracker:
             source="acc" if est.rate_bpm is not None else None,
             quality=est.regularity,
             battery_pct=self.battery_pct,
+            alert=alert,
+            coherence=self.coherence,
+            rsa_bpm=self.rsa_bpm,
+            regularity=est.regularity,
         )
+
+    def _slow_figures(self, t_s: float) -> None:
+        """RSA amplitude and coherence, every COHERENCE_EVERY_S seconds."""
+        if self._slow_due_s is not None and t_s < self._slow_due_s:
+            return
+        self._slow_due_s = t_s + COHERENCE_EVERY_S
+        self.rsa_bpm = self.heart.rsa_bpm(t_s)
+        hr = self.heart.hr_series(t_s, COHERENCE_WINDOW_S)
+        self.coherence = None if hr is None else hrv_coherence(hr)
 
 
 def _end_time(event: StrapEvent) -> float:

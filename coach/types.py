@@ -183,6 +183,10 @@ class PartnerState:
     source: str | None = None  # breathing source in use: "acc", "ecg", "rr"
     quality: float | None = None  # [0, 1]
     battery_pct: int | None = None
+    alert: bool = False  # arousal spike: outside the window of tolerance
+    coherence: float | None = None  # heart rhythm coherence ratio
+    rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak-to-trough bpm
+    regularity: float | None = None  # [0, 1], breath-to-breath
 
     def __post_init__(self) -> None:
         _check_label(self.label)
@@ -203,6 +207,10 @@ class PartnerState:
             "source": self.source,
             "quality": finite_or_none(self.quality, 3),
             "battery_pct": self.battery_pct,
+            "alert": self.alert,
+            "coherence": finite_or_none(self.coherence, 3),
+            "rsa_bpm": finite_or_none(self.rsa_bpm, 2),
+            "regularity": finite_or_none(self.regularity, 3),
         }
 
 

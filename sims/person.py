@@ -2,14 +2,16 @@
 
 The model, per step of ``STEP_S``:
 
-- **Arousal** ``a`` in [0, 1] relaxes (time constant ``AROUSAL_TAU_S``) toward the
+- **Arousal** ``a`` in [0, 1] rises fast (``AROUSAL_RISE_TAU_S``) and relaxes slowly
+  (``AROUSAL_TAU_S``) toward the
   scenario's setpoint, lowered while the person breathes slower than their own natural
   pace (following a slow orb calms), plus a little noise.
 - **Breathing**: a phase oscillator. The natural rate is ``6 + 12 a`` breaths/min (a
   calm adult near 8, an activated one near 16). The rate the person aims at mixes the
   natural rate with the orb's (weight ``compliance``) and with the calmer partner's
   (weight ``coupling``); the actual rate relaxes toward it (``RATE_TAU_S``). A phase pull
-  ``compliance * ORB_PULL`` toward the orb's phase locks a compliant person onto it.
+  ``compliance * ORB_PULL`` toward the orb's phase locks a compliant person onto it;
+  ``phase_coupling * ORB_PULL`` pulls toward the partner's phase (people who attune).
   Each breath gets its own rate and depth jitter; about one breath in ``SIGH_EVERY`` is
   a sigh (2.3x depth). Inhale takes ``ie_ratio / (1 + ie_ratio)`` of a cycle.
 - **Heart**: rate ``hr_rest + 35 a`` plus respiratory sinus arrhythmia (HR rises on the
@@ -38,7 +40,8 @@ STEP_S = 0.25  # seconds per physiology step
 ACC_FS_HZ = 200.0
 ECG_FS_HZ = 130.0
 RR_TICK_S = 1.0 / 1024.0  # straps report RR in 1/1024 s
-AROUSAL_TAU_S = 40.0
+AROUSAL_TAU_S = 40.0  # calming down is slow
+AROUSAL_RISE_TAU_S = 3.0  # getting activated is fast (sympathetic response)
 RATE_TAU_S = 25.0
 ORB_PULL = 0.6  # rad/s of phase correction per unit compliance
 SIGH_EVERY = 45.0  # breaths
@@ -55,6 +58,7 @@ class PersonSpec:
     arousal: float = 0.3  # 0 calm .. 1 activated
     compliance: float = 0.5  # 0 ignores the orb, 1 locks on
     coupling: float = 0.0  # pull toward the calmer partner's rate
+    phase_coupling: float = 0.0  # pull toward the partner's breath phase
     ie_ratio: float = 0.6  # inhale / exhale duration
     depth: float = 1.0
     hr_rest_bpm: float = 60.0
@@ -118,14 +122,17 @@ class Person:
         natural = natural_rate_bpm(self.arousal_set)
         slower = max(0.0, natural - self.rate_bpm) / 10.0
         target = self.arousal_set - 0.25 * self.compliance * min(slower, 1.0)
-        self.arousal += (target - self.arousal) * dt / AROUSAL_TAU_S
+        tau = AROUSAL_RISE_TAU_S if target > self.arousal else AROUSAL_TAU_S
+        self.arousal += (target - self.arousal) * min(dt / tau, 1.0)
         self.arousal += self.rng.normal(0, 0.006) * math.sqrt(dt)
         self.arousal = min(max(self.arousal, 0.0), 1.0)
 
-    def _phase_rate(self, t: float, orb: PacerState | None) -> float:
+    def _phase_rate(self, t: float, orb: PacerState | None, partner_phase: float | None) -> float:
         omega = TWO_PI * self.rate_bpm * self._breath_jitter / 60.0
         if orb is not None and self.compliance > 0:
             omega += self.compliance * ORB_PULL * math.sin(orb.phase_at(t) - self.phase)
+        if partner_phase is not None and self.spec.phase_coupling > 0:
+            omega += self.spec.phase_coupling * ORB_PULL * math.sin(partner_phase - self.phase)
         return max(omega, 0.2)
 
     def _new_breath(self) -> None:
@@ -149,6 +156,7 @@ class Person:
         t_end_s: float,
         orb: PacerState | None = None,
         partner_rate_bpm: float | None = None,
+        partner_phase: float | None = None,
     ) -> Signals:
         """Move the person to ``t_end_s`` and return what the strap sensed meanwhile."""
         t0 = self.t_s
@@ -158,7 +166,7 @@ class Person:
         self._step_arousal(dt)
         aim = self._aim_rate(orb, partner_rate_bpm)
         self.rate_bpm += (aim - self.rate_bpm) * min(dt / RATE_TAU_S, 1.0)
-        omega = self._phase_rate(t0, orb)
+        omega = self._phase_rate(t0, orb, partner_phase)
         n_acc = round((t_end_s - self._t_origin) * ACC_FS_HZ) - self._acc_n
         n_ecg = round((t_end_s - self._t_origin) * ECG_FS_HZ) - self._ecg_n
         t_acc = self._t_origin + (self._acc_n + np.arange(n_acc)) / ACC_FS_HZ

@@ -77,6 +77,37 @@ SCENARIOS: dict[str, Scenario] = {
             (PersonSpec("A", arousal=0.5, compliance=0.7, hr_rest_bpm=62.0),),
         ),
         Scenario(
+            "arousal-spike",
+            "A calm, B moderately activated; B's arousal jumps at minute 4 for 60 s.",
+            (_CALM_A, PersonSpec("B", arousal=0.5, compliance=0.7, hr_rest_bpm=64.0)),
+            arousal_schedule={"B": ((0.0, 0.5), (240.0, 0.5), (240.01, 1.0), (300.0, 1.0),
+                                    (300.01, 0.5))},
+        ),
+        Scenario(
+            "triad",
+            "calm-anchor with the therapist's own strap T: the calmest of all, never the anchor.",
+            (_CALM_A, _ACTIVATED_B,
+             PersonSpec("T", arousal=0.05, compliance=0.0, hr_rest_bpm=56.0, lean_deg=5.0)),
+        ),
+        Scenario(
+            "independent",
+            "Two people who ignore the orb and each other (synchrony at its baseline).",
+            (PersonSpec("A", arousal=0.3, compliance=0.0),
+             PersonSpec("B", arousal=0.45, compliance=0.0)),
+        ),
+        Scenario(
+            "attuned",
+            "Two people who ignore the orb but attune to each other's breathing.",
+            (PersonSpec("A", arousal=0.3, compliance=0.0, phase_coupling=0.5),
+             PersonSpec("B", arousal=0.4, compliance=0.0, phase_coupling=0.5)),
+        ),
+        Scenario(
+            "locked",
+            "Two people who both lock onto the orb and not onto each other.",
+            (PersonSpec("A", arousal=0.3, compliance=0.9),
+             PersonSpec("B", arousal=0.45, compliance=0.9)),
+        ),
+        Scenario(
             "dropout",
             "As calm-anchor, but B's strap is gone for 45 s from minute 3.",
             (_CALM_A, _ACTIVATED_B),

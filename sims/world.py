@@ -86,11 +86,15 @@ class World:
         for label, person in self.people.items():
             person.arousal_set = self.scenario.arousal_setpoint(label, rel, person.spec.arousal)
         rates = {label: p.rate_bpm for label, p in self.people.items()}
+        phases = {label: p.phase for label, p in self.people.items()}
         arousals = {label: p.arousal for label, p in self.people.items()}
         for label, person in self.people.items():
             calmer = [o for o in self.people if o != label and arousals[o] < arousals[label]]
             partner = min(calmer, key=arousals.__getitem__) if calmer else None
-            signals = person.advance(t_s, orb, rates[partner] if partner else None)
+            other = _partner_of(label, self.people)
+            signals = person.advance(
+                t_s, orb, rates[partner] if partner else None, phases.get(other) if other else None
+            )
             if self.scenario.strap_present(label, rel):
                 hr_due = k % round(HR_NOTIFY_S / STEP_S) == 0
                 await self._deliver(label, signals, t_s, hr_due)
@@ -114,3 +118,11 @@ class World:
             hr = 60000.0 / float(np.mean(rr)) if rr else float("nan")
             times = tuple(b for b, _ in beats)
             await queue.put(HeartRate(t_s, label, hr, rr_ms=rr, beat_t_s=times, contact=True))
+
+
+def _partner_of(label: str, people: dict[str, Person]) -> str | None:
+    """The other member of the couple (the therapist T attunes to nobody)."""
+    if label not in ("A", "B"):
+        return None
+    other = "B" if label == "A" else "A"
+    return other if other in people else None

@@ -1,0 +1,162 @@
+"""Synchrony between the partners, and how much of it the orb alone explains.
+
+Sampled once a second, over a sliding window of :data:`SYNC_WINDOW_S` seconds:
+
+- ``breath_plv``: phase locking value of the partners' breathing,
+  ``|mean(exp(i(phi_A - phi_B)))|`` (1 = constant phase relation, 0 = none).
+- ``orb_plv``: the same for each partner against the orb.
+- ``breath_plv_baseline``: the PLV a *pseudo-couple* reaches: each partner's phase
+  relative to the orb, with B's cut into :data:`SEGMENT_S` segments and shuffled in time
+  (:data:`SURROGATES` shuffles, averaged). Two people who each follow the orb keep their
+  orb-relative phases at all times, so this baseline is as high as their real PLV: the
+  orb explains it. Two people attuned to each other keep their relation only at the
+  same moments, so shuffling destroys it and the real PLV stands above the baseline.
+- ``hr_xcorr``: the highest Pearson correlation of the partners' heart rates over lags
+  of up to +-:data:`MAX_LAG_S` seconds; ``hr_xcorr_baseline``: the same with B's heart
+  rate segment-shuffled.
+- The whole session: means of each figure over every full window, and the share of
+  windows in which breath synchrony stood more than :data:`BEYOND_MARGIN` above its
+  baseline.
+
+References
+----------
+Lachaux JP, Rodriguez E, Martinerie J, Varela FJ. Measuring phase synchrony in brain
+signals. Hum Brain Mapp 8:194-208, 1999 (phase locking value).
+Boker SM, Xu M, Rotondo JL, King K. Windowed cross-correlation and peak picking for the
+analysis of variability in the association between behavioral time series. Psychol
+Methods 7(3):338-355, 2002.
+Moulder RG, Boker SM, Ramseyer F, Tschacher W. Determining synchrony between behavioral
+time series: an application of surrogate data generation for establishing falsifiable
+null-hypotheses. Psychol Methods 23(4):757-773, 2018 (segment shuffling).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any, Final
+
+import numpy as np
+
+SYNC_WINDOW_S: Final = 60  # seconds (samples at 1 Hz)
+SEGMENT_S: Final = 10  # seconds per shuffled segment
+SURROGATES: Final = 20
+MAX_LAG_S: Final = 5  # seconds
+BEYOND_MARGIN: Final = 0.1  # PLV above baseline that counts as "beyond the orb"
+
+
+def plv(phase_diff: np.ndarray) -> float:
+    """Phase locking value of a series of phase differences (radians)."""
+    return float(abs(np.mean(np.exp(1j * phase_diff))))
+
+
+def lagged_xcorr(x: np.ndarray, y: np.ndarray, max_lag: int) -> float | None:
+    """Highest Pearson r of ``x`` and ``y`` shifted by up to ``max_lag`` samples."""
+    best: float | None = None
+    for lag in range(-max_lag, max_lag + 1):
+        a = x[max(lag, 0) : len(x) + min(lag, 0)]
+        b = y[max(-lag, 0) : len(y) + min(-lag, 0)]
+        if len(a) < 10 or np.std(a) == 0 or np.std(b) == 0:
+            continue
+        r = float(np.corrcoef(a, b)[0, 1])
+        best = r if best is None else max(best, r)
+    return best
+
+
+def _shuffles(n: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Index permutations that shuffle whole segments of a series of length n."""
+    segments = [np.arange(i, min(i + SEGMENT_S, n)) for i in range(0, n, SEGMENT_S)]
+    out = []
+    for _ in range(SURROGATES):
+        order = rng.permutation(len(segments))
+        if len(segments) > 1 and np.all(order == np.arange(len(segments))):
+            order = np.roll(order, 1)
+        out.append(np.concatenate([segments[k] for k in order]))
+    return out
+
+
+class Synchrony:
+    """Live and whole-session synchrony of partners A and B, and of each with the orb."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self._rows: deque[tuple[float, ...]] = deque(maxlen=SYNC_WINDOW_S)
+        self._orb_rows: dict[str, deque[float]] = {}
+        self._shuffles = _shuffles(SYNC_WINDOW_S, np.random.default_rng(seed))
+        self._sums: dict[str, float] = {}
+        self._windows = 0
+        self._beyond = 0
+        self.latest: dict[str, Any] = {}
+
+    def add(
+        self,
+        phases: dict[str, float | None],
+        hrs: dict[str, float | None],
+        orb_phase: float | None,
+    ) -> dict[str, Any]:
+        """Add one second of phases and heart rates by label; returns the current figures.
+
+        Figures are None until a window of :data:`SYNC_WINDOW_S` seconds without gaps exists.
+        """
+        for label, phase in phases.items():
+            rows = self._orb_rows.setdefault(label, deque(maxlen=SYNC_WINDOW_S))
+            if phase is None or orb_phase is None:
+                rows.clear()  # a gap: start the window again
+            else:
+                rows.append(phase - orb_phase)
+        values = (phases.get("A"), phases.get("B"), orb_phase, hrs.get("A"), hrs.get("B"))
+        if any(v is None for v in values):
+            self._rows.clear()
+        else:
+            self._rows.append(tuple(float(v) for v in values))  # type: ignore[arg-type]
+        self.latest = self._compute()
+        return self.latest
+
+    def _compute(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict.fromkeys(
+            ("breath_plv", "breath_plv_baseline", "hr_xcorr", "hr_xcorr_baseline"))
+        out["orb_plv"] = {
+            k: plv(np.array(v)) if len(v) == SYNC_WINDOW_S else None
+            for k, v in self._orb_rows.items()
+        }
+        if len(self._rows) < SYNC_WINDOW_S:
+            return out | {"session": self.session_summary()}
+        a, b, orb, hr_a, hr_b = (np.array(c) for c in zip(*self._rows, strict=True))
+        out["breath_plv"] = plv(a - b)
+        rel_a, rel_b = a - orb, b - orb
+        out["breath_plv_baseline"] = float(
+            np.mean([plv(rel_a - rel_b[p]) for p in self._shuffles])
+        )
+        ha, hb = hr_a - hr_a.mean(), hr_b - hr_b.mean()
+        out["hr_xcorr"] = lagged_xcorr(ha, hb, MAX_LAG_S)
+        surrogate = [lagged_xcorr(ha, hb[p], MAX_LAG_S) for p in self._shuffles[:8]]
+        known = [s for s in surrogate if s is not None]
+        out["hr_xcorr_baseline"] = float(np.mean(known)) if known else None
+        self._accumulate(out)
+        return out | {"session": self.session_summary()}
+
+    def _accumulate(self, out: dict[str, Any]) -> None:
+        self._windows += 1
+        for key in ("breath_plv", "breath_plv_baseline", "hr_xcorr", "hr_xcorr_baseline"):
+            if out[key] is not None:
+                self._sums[key] = self._sums.get(key, 0.0) + out[key]
+        if out["breath_plv"] - out["breath_plv_baseline"] > BEYOND_MARGIN:
+            self._beyond += 1
+
+    def session_summary(self) -> dict[str, Any]:
+        """Means over every full window so far, and the share beyond the orb."""
+        if not self._windows:
+            return {"windows": 0, "beyond_orb_share": None}
+        means = {f"{k}_mean": round(v / self._windows, 4) for k, v in self._sums.items()}
+        share = round(self._beyond / self._windows, 4)
+        return {"windows": self._windows, "beyond_orb_share": share, **means}
+
+
+def round_figures(fig: dict[str, Any], digits: int = 4) -> dict[str, Any]:
+    """JSON-ready copy: floats rounded, NaN as None."""
+    def fix(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, float):
+            return round(v, digits) if math.isfinite(v) else None
+        return v
+    return fix(fig)
