@@ -1,0 +1,74 @@
+"""``coach replay FILE``: run a recording through the pipeline again."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from coach.clock import Clock, clock_for_speed
+from coach.commands._common import open_reader
+from coach.recording import RecordingError, RecordingReader
+from coach.replay import replay_session
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path, help="a recording")
+    p.add_argument("--speed", default="max", metavar="X|max",
+                   help="times faster than real time, or 'max' (default max)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON state per second of the session")
+
+
+async def replay_states(reader: RecordingReader, clock: Clock,
+                        on_state: Any = None) -> int:
+    """Replay ``reader`` on ``clock``; call ``on_state(state, t_origin_s)``; count states."""
+    from coach.session import Session
+
+    session = Session(clock, reader.labels)
+    sub = session.states.subscribe(maxsize=100_000)
+    n = 0
+
+    async def consume() -> None:
+        nonlocal n
+        async for state in sub:
+            n += 1
+            if on_state is not None:
+                on_state(state, session.t_origin_s)
+
+    async with asyncio.TaskGroup() as tg:
+        consumer = tg.create_task(consume(), name="coach.replay.consume")
+        await replay_session(reader, session)
+        await asyncio.sleep(0)
+        consumer.cancel()
+    while (state := sub.get_nowait()) is not None:
+        n += 1
+        if on_state is not None:
+            on_state(state, session.t_origin_s)
+    return n
+
+
+def main(args: argparse.Namespace) -> int:
+    reader = open_reader("replay", args.file)
+    if reader is None:
+        return 2
+    next_s = [1.0]
+
+    def emit(state: Any, origin: float) -> None:
+        if args.json and state.t_s - origin + 1e-6 >= next_s[0]:
+            next_s[0] += 1.0
+            print(json.dumps(state.to_json(origin)))
+
+    try:
+        clock = clock_for_speed(args.speed)
+        n = clock.run(replay_states(reader, clock, emit))
+    except (ValueError, RecordingError) as exc:
+        print(f"coach replay: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        reader.close()
+    print(f"coach replay: {n} states from {args.file}", file=sys.stderr)
+    return 0

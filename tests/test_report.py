@@ -1,0 +1,72 @@
+"""Report: one self-contained HTML page with plots and a summary."""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from coach.recording import Recorder, RecordingReader
+from coach.report import breath_plv, load_series, render_report, time_to_convergence
+from coach.types import Command, Marker, PacerState
+
+
+def _record(path: Path, make_state: Any, minutes: float = 6.0) -> None:
+    clock = [0.0]
+    with Recorder(path, labels=("A", "B"), now=lambda: clock[0]) as rec:
+        for k in range(int(minutes * 600)):
+            t = (k + 1) * 0.1
+            locked = t > 150.0  # B locks onto A's breathing after 2.5 min
+            phase_a = (2 * math.pi * 0.1 * t) % (2 * math.pi)
+            phase_b = phase_a if locked else (2 * math.pi * 0.23 * t) % (2 * math.pi)
+            rate_b = 6.0 if t > 100.0 else 14.0
+            pacer = PacerState(t, 0.0, 6.0)
+            partners = {"A": {"rate_bpm": 6.0, "phase": phase_a},
+                        "B": {"rate_bpm": rate_b, "phase": phase_b}}
+            rec.write_state(make_state(t, pacer=pacer, partners=partners,
+                                        extra={"coherence": {"A": 0.5}}))
+            if k == 2000:
+                clock[0] = t
+                rec.write(Command("marker", "repair", ""))
+                rec.write(Marker(t, "repair"))
+
+
+def test_report_is_one_self_contained_page(tmp_path: Path, make_state: Any) -> None:
+    path = tmp_path / "s.sqlite"
+    _record(path, make_state)
+    messages: list[str] = []
+    with RecordingReader(path) as reader:
+        page = render_report(reader, messages.append)
+    assert page.startswith("<!doctype html>") and "http" not in page.replace(
+        "https://", "")  # nothing fetched from elsewhere
+    pngs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(pngs) == 1 and base64.b64decode(pngs[0])[:4] == b"\x89PNG"
+    assert "time to convergence" in page and "1.7 min" in page  # B within 1/min from 100 s
+    assert "share of time synchronous beyond baseline" in page
+    assert "coherence_A (mean)" in page and "0.500" in page
+    assert messages  # progress for the user
+
+
+def test_synchrony_rises_when_breaths_lock(tmp_path: Path, make_state: Any) -> None:
+    path = tmp_path / "s.sqlite"
+    _record(path, make_state)
+    with RecordingReader(path) as reader:
+        series = load_series(reader)
+    plv = breath_plv(series, "A", "B")
+    t_s = series.t_min * 60
+    assert np.nanmax(plv[t_s < 140]) < 0.5 and np.nanmin(plv[t_s > 220]) > 0.99
+    assert time_to_convergence(series) is not None
+    assert [kind for _, kind in series.markers] == ["repair"]
+    assert series.markers[0][0] == pytest.approx(200.1 / 60.0)
+
+
+def test_report_of_an_empty_recording(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite"
+    Recorder(path, labels=("A",)).close()
+    with RecordingReader(path) as reader:
+        assert "No states to plot" in render_report(reader)
