@@ -1,6 +1,8 @@
 """Arousal alert: a sharp rise that leaves the window of tolerance.
 
-Set when, for :data:`ALERT_CONFIRM_S` seconds, heart rate (mean of the last 5 beats)
+Set when, for :data:`ALERT_CONFIRM_S` seconds, heart rate (mean over the last
+:data:`ALERT_HR_WINDOW_S` seconds, long enough to average out the swing of one breath
+or a sigh)
 is at least :data:`ALERT_RISE_BPM` above its *reference*: the median heart rate between
 60 and 20 seconds earlier. A sharp rise trips it; a slow drift over minutes does not,
 because the reference drifts along. Breathing that speeds up by 4/min or more over the
@@ -21,7 +23,8 @@ import numpy as np
 
 ALERT_RISE_BPM: Final = 10.0  # heart-rate rise that counts as sharp, bpm
 ALERT_RATE_RISE_BPM: Final = 4.0  # breathing-rate rise that counts, breaths/min
-ALERT_CONFIRM_S: Final = 2.0  # seconds the rise must last
+ALERT_CONFIRM_S: Final = 1.0  # seconds the rise must last
+ALERT_HR_WINDOW_S: Final = 5.0  # seconds of beats averaged for the heart rate watched
 ALERT_CLEAR_BPM: Final = 5.0  # back within this of the reference, bpm
 ALERT_CLEAR_S: Final = 15.0  # for this long, seconds
 REFERENCE_FROM_S: Final = 60.0

@@ -14,6 +14,8 @@ import sys
 
 COMMANDS: dict[str, str] = {
     "demo": "simulated couple through the whole stack (orb + dashboard, or --headless)",
+    "scan": "list nearby heart-rate straps (Bluetooth LE)",
+    "run": "a session on real straps: --a ADDR --b ADDR [--t ADDR]",
     "analyze": "breathing from an ECG, accelerometer or RR file (offline or --causal)",
     "record": "record a simulated session to a file",
     "replay": "replay a recording through the same pipeline",

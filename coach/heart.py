@@ -62,12 +62,17 @@ class HeartTracker:
         if math.isfinite(event.hr_bpm) and event.hr_bpm > 0:
             self._strap_hr = event.hr_bpm
 
-    def hr_bpm(self) -> float | None:
-        """Mean heart rate over the last beats (the strap's own value without RR)."""
+    def hr_bpm(self, beats: int = HR_WINDOW_BEATS) -> float | None:
+        """Mean heart rate over the last ``beats`` beats (the strap's own value without RR)."""
         if len(self._beats) >= 2:
-            rr = np.array([r for _, r in list(self._beats)[-HR_WINDOW_BEATS:]])
+            rr = np.array([r for _, r in list(self._beats)[-beats:]])
             return 60000.0 / float(np.mean(rr))
         return self._strap_hr
+
+    def hr_recent_bpm(self, t_s: float, window_s: float) -> float | None:
+        """Mean heart rate over the beats of the last ``window_s`` seconds."""
+        rr = [r for b, r in self._beats if b >= t_s - window_s]
+        return 60000.0 / float(np.mean(rr)) if len(rr) >= 2 else None
 
     def rmssd_ms(self, t_s: float) -> float | None:
         rr = np.array([r for b, r in self._beats if b >= t_s - RMSSD_WINDOW_S])

@@ -86,9 +86,15 @@ class Session:
                 for label, stream in sources.items()
             ]
             ticker = tg.create_task(self._tick(duration_s), name="coach.tick")
-            await asyncio.gather(*feeders)
-            if duration_s is None:
+            if duration_s is None:  # until the streams end (a replay, a finite source)
+                await asyncio.gather(*feeders)
                 ticker.cancel()
+            else:  # live streams never end by themselves: stop them at the end
+                await ticker
+                for _ in range(8):  # let events already queued at the last instant in
+                    await asyncio.sleep(0)
+                for feeder in feeders:
+                    feeder.cancel()
 
     async def _feed(self, label: str, stream: AsyncIterator[StrapEvent]) -> None:
         tracker = self.trackers[label]

@@ -5,12 +5,13 @@ Sampled once a second, over a sliding window of :data:`SYNC_WINDOW_S` seconds:
 - ``breath_plv``: phase locking value of the partners' breathing,
   ``|mean(exp(i(phi_A - phi_B)))|`` (1 = constant phase relation, 0 = none).
 - ``orb_plv``: the same for each partner against the orb.
-- ``breath_plv_baseline``: the PLV a *pseudo-couple* reaches: each partner's phase
-  relative to the orb, with B's cut into :data:`SEGMENT_S` segments and shuffled in time
-  (:data:`SURROGATES` shuffles, averaged). Two people who each follow the orb keep their
-  orb-relative phases at all times, so this baseline is as high as their real PLV: the
+- ``breath_plv_baseline``: the PLV a *pseudo-couple* reaches: A's phase relative to the
+  orb now, against B's phase relative to the orb :data:`PSEUDO_OFFSETS_S` earlier (up to
+  four minutes back, averaged; before that much history exists, B's window cut into
+  :data:`SEGMENT_S` segments and shuffled). Two people who each follow the orb keep their
+  orb-relative phases all along, so this baseline is as high as their real PLV: the
   orb explains it. Two people attuned to each other keep their relation only at the
-  same moments, so shuffling destroys it and the real PLV stands above the baseline.
+  same moments, so the pseudo-couple loses it and the real PLV stands above the baseline.
 - ``hr_xcorr``: the highest Pearson correlation of the partners' heart rates over lags
   of up to +-:data:`MAX_LAG_S` seconds; ``hr_xcorr_baseline``: the same with B's heart
   rate segment-shuffled.
@@ -43,6 +44,8 @@ SEGMENT_S: Final = 10  # seconds per shuffled segment
 SURROGATES: Final = 20
 MAX_LAG_S: Final = 5  # seconds
 BEYOND_MARGIN: Final = 0.1  # PLV above baseline that counts as "beyond the orb"
+PSEUDO_OFFSETS_S: Final = tuple(range(30, 241, 15))  # seconds back for the pseudo-couple
+HISTORY_S: Final = SYNC_WINDOW_S + max(PSEUDO_OFFSETS_S)
 
 
 def plv(phase_diff: np.ndarray) -> float:
@@ -80,6 +83,7 @@ class Synchrony:
 
     def __init__(self, seed: int = 0) -> None:
         self._rows: deque[tuple[float, ...]] = deque(maxlen=SYNC_WINDOW_S)
+        self._rel_b: deque[float] = deque(maxlen=HISTORY_S)  # B's orb-relative phase, no gaps
         self._orb_rows: dict[str, deque[float]] = {}
         self._shuffles = _shuffles(SYNC_WINDOW_S, np.random.default_rng(seed))
         self._sums: dict[str, float] = {}
@@ -106,8 +110,10 @@ class Synchrony:
         values = (phases.get("A"), phases.get("B"), orb_phase, hrs.get("A"), hrs.get("B"))
         if any(v is None for v in values):
             self._rows.clear()
+            self._rel_b.clear()
         else:
             self._rows.append(tuple(float(v) for v in values))  # type: ignore[arg-type]
+            self._rel_b.append(float(values[1]) - float(values[2]))  # type: ignore[arg-type]
         self.latest = self._compute()
         return self.latest
 
@@ -122,10 +128,7 @@ class Synchrony:
             return out | {"session": self.session_summary()}
         a, b, orb, hr_a, hr_b = (np.array(c) for c in zip(*self._rows, strict=True))
         out["breath_plv"] = plv(a - b)
-        rel_a, rel_b = a - orb, b - orb
-        out["breath_plv_baseline"] = float(
-            np.mean([plv(rel_a - rel_b[p]) for p in self._shuffles])
-        )
+        out["breath_plv_baseline"] = self._pseudo_couple(a - orb, b - orb)
         ha, hb = hr_a - hr_a.mean(), hr_b - hr_b.mean()
         out["hr_xcorr"] = lagged_xcorr(ha, hb, MAX_LAG_S)
         surrogate = [lagged_xcorr(ha, hb[p], MAX_LAG_S) for p in self._shuffles[:8]]
@@ -133,6 +136,14 @@ class Synchrony:
         out["hr_xcorr_baseline"] = float(np.mean(known)) if known else None
         self._accumulate(out)
         return out | {"session": self.session_summary()}
+
+    def _pseudo_couple(self, rel_a: np.ndarray, rel_b: np.ndarray) -> float:
+        history = np.array(self._rel_b)
+        n, w = len(history), SYNC_WINDOW_S
+        shifted = [history[n - w - d : n - d] for d in PSEUDO_OFFSETS_S if n - w - d >= 0]
+        if shifted:
+            return float(np.mean([plv(rel_a - old) for old in shifted]))
+        return float(np.mean([plv(rel_a - rel_b[p]) for p in self._shuffles]))
 
     def _accumulate(self, out: dict[str, Any]) -> None:
         self._windows += 1

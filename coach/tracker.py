@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from coach.alert import ArousalAlert
+from coach.alert import ALERT_HR_WINDOW_S, ArousalAlert
 from coach.breath import AccBreath
 from coach.calm import CalmScore, Features
 from coach.coherence import COHERENCE_EVERY_S, COHERENCE_WINDOW_S, hrv_coherence
@@ -88,7 +88,8 @@ class PartnerTracker:
         self._slow_figures(t_s)
         features = Features(hr, rmssd, est.rate_bpm, est.regularity, self.rsa_bpm)
         calm = self.calm.update(t_s, features)
-        alert = self.alert.update(t_s, hr, est.rate_bpm)
+        alert_hr = self.heart.hr_recent_bpm(t_s, ALERT_HR_WINDOW_S)
+        alert = self.alert.update(t_s, alert_hr, est.rate_bpm)
         return PartnerState(
             self.label,
             self.condition,

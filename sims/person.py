@@ -41,10 +41,11 @@ ACC_FS_HZ = 200.0
 ECG_FS_HZ = 130.0
 RR_TICK_S = 1.0 / 1024.0  # straps report RR in 1/1024 s
 AROUSAL_TAU_S = 40.0  # calming down is slow
-AROUSAL_RISE_TAU_S = 3.0  # getting activated is fast (sympathetic response)
+AROUSAL_RISE_TAU_S = 1.5  # getting activated is fast (sympathetic response)
 RATE_TAU_S = 25.0
 ORB_PULL = 0.6  # rad/s of phase correction per unit compliance
 SIGH_EVERY = 45.0  # breaths
+BREATH_CV = 0.12  # breath-to-breath variability of rate (resting adults: 0.1-0.25)
 RSA_LAG_S = 1.0
 BREATH_TILT_MG = 18.0  # chest tilt per unit depth, mG
 G_MG = 1000.0
@@ -136,7 +137,7 @@ class Person:
         return max(omega, 0.2)
 
     def _new_breath(self) -> None:
-        self._breath_jitter = float(np.clip(self.rng.normal(1.0, 0.05), 0.85, 1.15))
+        self._breath_jitter = float(np.clip(self.rng.normal(1.0, BREATH_CV), 0.7, 1.3))
         depth = self.spec.depth * float(np.clip(self.rng.normal(1.0, 0.1), 0.6, 1.4))
         if self.rng.uniform() < 1.0 / SIGH_EVERY:
             depth *= 2.3
@@ -196,7 +197,8 @@ class Person:
         near_resonance = 1.0 + 0.6 * math.exp(-(((self.rate_bpm - 6.0) / 3.0) ** 2))
         rsa = self.spec.rsa_bpm * (1.0 - 0.7 * a) * near_resonance
         base = self.spec.hr_rest_bpm + 35.0 * a + self._hr_noise
-        return base + rsa * (volume_lagged / max(self.spec.depth, 1e-6) - 0.5)
+        fill = np.minimum(volume_lagged / max(self.spec.depth, 1e-6), 1.4)  # a sigh saturates
+        return base + rsa * (fill - 0.5)
 
     def _beats(self, t0: float, t1: float, omega: float) -> tuple[np.ndarray, np.ndarray]:
         dt = t1 - t0

@@ -98,8 +98,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "attuned",
             "Two people who ignore the orb but attune to each other's breathing.",
-            (PersonSpec("A", arousal=0.3, compliance=0.0, phase_coupling=0.5),
-             PersonSpec("B", arousal=0.4, compliance=0.0, phase_coupling=0.5)),
+            (PersonSpec("A", arousal=0.3, compliance=0.0, phase_coupling=0.8),
+             PersonSpec("B", arousal=0.4, compliance=0.0, phase_coupling=0.8)),
         ),
         Scenario(
             "locked",

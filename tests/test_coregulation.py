@@ -1,0 +1,278 @@
+"""Calm, alert, anchor, coherence and synchrony: each rule on its own, then closed loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import math
+from functools import cache
+
+import numpy as np
+import pytest
+
+from coach.alert import ArousalAlert
+from coach.calm import CalmScore, Features
+from coach.clock import VirtualClock
+from coach.coherence import hrv_coherence
+from coach.commands.demo import build, run_headless
+from coach.coregulator import AnchorChooser, CoRegulator
+from coach.synchrony import BEYOND_MARGIN, Synchrony, lagged_xcorr, plv
+from coach.types import Command, PartnerState
+
+# ------------------------------------------------------------------ calm score
+
+
+def _calm_after_baseline(now: Features, base: Features) -> float | None:
+    score = CalmScore(tau_s=1e-6)
+    score.start_baseline(0.0, 60.0)
+    for t in range(0, 61):
+        score.update(float(t), base)
+    return score.update(61.0, now)
+
+
+def test_calm_is_unknown_until_the_baseline_is_complete() -> None:
+    score = CalmScore()
+    score.start_baseline(0.0, 120.0)
+    f = Features(hr_bpm=70, rmssd_ms=40, rate_bpm=12, regularity=0.8, rsa_bpm=6)
+    assert all(score.update(float(t), f) is None for t in range(0, 119))
+    assert score.update(121.0, f) is not None
+
+
+def test_calm_rises_when_heart_slows_hrv_grows_and_breathing_slows() -> None:
+    base = Features(hr_bpm=80, rmssd_ms=25, rate_bpm=15, regularity=0.7, rsa_bpm=4)
+    calmer = Features(hr_bpm=70, rmssd_ms=45, rate_bpm=8, regularity=0.9, rsa_bpm=9)
+    tenser = Features(hr_bpm=95, rmssd_ms=15, rate_bpm=20, regularity=0.5, rsa_bpm=2)
+    same = _calm_after_baseline(base, base)
+    up, down = _calm_after_baseline(calmer, base), _calm_after_baseline(tenser, base)
+    assert down < same < up  # type: ignore[operator]
+    assert all(0.0 <= v <= 1.0 for v in (same, up, down))  # type: ignore[operator]
+
+
+def test_a_regulated_person_scores_calmer_than_an_activated_one_at_their_baselines() -> None:
+    calm = Features(hr_bpm=60, rmssd_ms=60, rate_bpm=7, regularity=0.9, rsa_bpm=10)
+    activated = Features(hr_bpm=92, rmssd_ms=15, rate_bpm=17, regularity=0.6, rsa_bpm=3)
+    assert _calm_after_baseline(calm, calm) > _calm_after_baseline(activated, activated) + 0.2
+
+
+# ------------------------------------------------------------------ alert
+
+
+def _feed_alert(hr_at: callable, seconds: int) -> list[bool]:  # type: ignore[valid-type]
+    alert = ArousalAlert()
+    return [alert.update(float(t), hr_at(t), 12.0) for t in range(seconds)]
+
+
+def test_sharp_heart_rate_rise_sets_the_alert_and_it_clears_with_hysteresis() -> None:
+    states = _feed_alert(lambda t: 70.0 + (18.0 if 120 <= t < 180 else 0.0), 300)
+    onset = states.index(True)
+    assert 120 <= onset <= 125
+    cleared = onset + states[onset:].index(False)
+    assert 180 + 10 <= cleared <= 180 + 20  # holds on for the clearing time, then clears
+
+
+def test_slow_drift_of_heart_rate_does_not_alert() -> None:
+    states = _feed_alert(lambda t: 65.0 + 25.0 * min(max((t - 60) / 300, 0.0), 1.0), 500)
+    assert not any(states)
+
+
+# ------------------------------------------------------------------ anchor
+
+
+def test_anchor_switches_only_after_a_clear_sustained_lead() -> None:
+    chooser = AnchorChooser(margin=0.08, dwell_s=45.0)
+    chooser.update(0.0, {"A": 0.7, "B": 0.4})
+    assert chooser.anchor == "A"
+    for t in range(1, 40):  # B leads, but not for long enough
+        chooser.update(float(t), {"A": 0.5, "B": 0.6})
+    chooser.update(40.0, {"A": 0.6, "B": 0.62})  # the lead breaks: the clock restarts
+    for t in range(41, 80):
+        chooser.update(float(t), {"A": 0.5, "B": 0.6})
+    assert chooser.anchor == "A"
+    for t in range(80, 90):
+        chooser.update(float(t), {"A": 0.5, "B": 0.6})
+    assert chooser.anchor == "B" and chooser.changes == 1
+
+
+def test_the_therapist_is_never_chosen_automatically_but_can_be_fixed() -> None:
+    chooser = AnchorChooser()
+    chooser.update(0.0, {"A": 0.3, "B": 0.4, "T": 0.95})
+    assert chooser.anchor == "B"
+    reg = CoRegulator(0.0)
+    reg.command(Command("anchor", "T"))
+    assert reg.anchor == "T"
+    reg.command(Command("anchor", None))
+    assert reg.anchor is None
+
+
+def _partners(rate_a: float, rate_b: float, **kw: object) -> dict[str, PartnerState]:
+    return {
+        "A": PartnerState("A", "ok", rate_bpm=rate_a, calm=0.8, **kw),  # type: ignore[arg-type]
+        "B": PartnerState("B", "ok", rate_bpm=rate_b, calm=0.3),
+    }
+
+
+def test_commands_steer_the_pacer() -> None:
+    reg = CoRegulator(0.0)
+    start = reg.update(0.0, _partners(8.0, 16.0))
+    assert start is not None and start.rate_bpm == pytest.approx(12.0)
+    reg.command(Command("pause"))
+    s = reg.update(60.0, _partners(8.0, 16.0))
+    assert s is not None and s.holding and s.mode == "paused" and s.rate_bpm == 12.0
+    reg.command(Command("resume"))
+    reg.command(Command("pace", 14.0))
+    s = reg.update(120.0, _partners(8.0, 16.0))
+    assert s is not None and s.mode == "manual" and s.rate_bpm == pytest.approx(13.0)
+    reg.command(Command("ratio", 1.0))
+    s = reg.update(121.0, _partners(8.0, 16.0))
+    assert s is not None and s.ie_ratio == 1.0
+
+
+def test_alert_holds_the_pacer() -> None:
+    reg = CoRegulator(0.0)
+    reg.update(0.0, _partners(8.0, 16.0))
+    s = reg.update(30.0, _partners(8.0, 16.0, alert=True))
+    assert s is not None and s.holding and s.mode == "alert" and s.rate_bpm == 12.0
+
+
+def test_guide_mode_heads_for_resonance_once_both_follow() -> None:
+    reg = CoRegulator(0.0)
+    reg.command(Command("guide", True))
+    reg.update(0.0, _partners(8.0, 8.0))
+    following = {"A": 0.9, "B": 0.85}
+    for t in range(1, 61):
+        s = reg.update(float(t), _partners(8.0, 8.0), following)
+    assert s is not None and s.mode == "follow"  # not yet 60 s of following
+    for t in range(61, 180):
+        s = reg.update(float(t), _partners(8.0, 8.0), following)
+    assert s is not None and s.mode == "guide" and s.rate_bpm < 8.0
+
+
+# ------------------------------------------------------------------ coherence
+
+
+def test_coherence_is_high_for_a_slow_even_rhythm_and_low_for_noise() -> None:
+    t = np.arange(0, 64, 0.25)
+    rng = np.random.default_rng(0)
+    rhythmic = 70 + 8 * np.sin(2 * np.pi * 0.1 * t) + rng.normal(0, 0.5, len(t))
+    noisy = 70 + rng.normal(0, 3, len(t))
+    assert hrv_coherence(rhythmic) > 3.0
+    assert hrv_coherence(noisy) < 1.0
+
+
+# ------------------------------------------------------------------ synchrony units
+
+
+def test_plv_and_lagged_xcorr_on_known_signals() -> None:
+    rng = np.random.default_rng(1)
+    assert plv(np.full(60, 1.3)) == pytest.approx(1.0)
+    assert plv(rng.uniform(0, 2 * math.pi, 5000)) < 0.05
+    x = np.sin(np.arange(120) / 5.0)
+    assert lagged_xcorr(x[3:], x[:-3], 5) == pytest.approx(1.0, abs=1e-6)  # found at lag 3
+
+
+def test_synchrony_window_needs_a_full_minute_without_gaps() -> None:
+    sync = Synchrony()
+    for t in range(59):
+        out = sync.add({"A": 0.1 * t % 6, "B": 0.1 * t % 6}, {"A": 70.0, "B": 72.0}, 0.0)
+    assert out["breath_plv"] is None
+    out = sync.add({"A": None, "B": 1.0}, {"A": 70.0, "B": 70.0}, 0.0)
+    assert out["breath_plv"] is None and out["orb_plv"]["A"] is None
+
+
+# ------------------------------------------------------------------ closed loop
+
+
+@cache
+def _run(scenario: str, duration: float) -> list[dict]:
+    out = io.StringIO()
+    clock = VirtualClock()
+    with contextlib.redirect_stdout(out):
+        clock.run(run_headless(clock, scenario, 2, duration, emit_json=True))
+    return [json.loads(line) for line in out.getvalue().splitlines()][:-1]
+
+
+def _late_sync(states: list[dict], key: str) -> float:
+    values = [s["synchrony"][key] for s in states[-180:] if s["synchrony"][key] is not None]
+    return float(np.mean(values))
+
+
+def test_state_json_carries_the_coregulation_fields() -> None:
+    s = _run("calm-anchor", 200.0)[-1]
+    for p in s["partners"].values():
+        assert {"calm", "alert", "coherence"} <= set(p)
+        assert isinstance(p["alert"], bool)
+    assert {"t0_s", "phase0", "rate_bpm", "ie_ratio"} <= set(s["pacer"])
+    assert {"breath_plv", "breath_plv_baseline", "hr_xcorr", "hr_xcorr_baseline"} <= set(
+        s["synchrony"])
+
+
+def test_arousal_spike_holds_the_pacer_within_10_s_and_resumes_after() -> None:
+    states = _run("arousal-spike", 600.0)
+    by_t = {round(s["t_s"]): s for s in states}
+    assert not any(by_t[t]["pacer"]["holding"] for t in range(200, 240))
+    held = [t for t in range(240, 300) if by_t[t]["pacer"]["holding"]]
+    assert held and held[0] <= 250  # the spike begins at 240 s
+    assert any(by_t[t]["partners"]["B"]["alert"] for t in range(240, 260))
+    resumed = [t for t in range(300, 600) if not by_t[t]["pacer"]["holding"]]
+    assert resumed and not by_t[599]["pacer"]["holding"]
+    rates = [by_t[t]["pacer"]["rate_bpm"] for t in held]
+    assert max(rates) - min(rates) < 1e-3  # held: the pace does not move
+
+
+def test_triad_never_anchors_on_the_therapist() -> None:
+    states = _run("triad", 600.0)
+    assert set(states[-1]["partners"]) == {"A", "B", "T"}
+    assert all(s["anchor"] in (None, "A", "B") for s in states)
+    calm_t = [s["partners"]["T"]["calm"] for s in states[-60:]]
+    calm_a = [s["partners"]["A"]["calm"] for s in states[-60:]]
+    assert np.mean(calm_t) > np.mean(calm_a)  # the calmest in the room, still not the anchor
+
+
+def test_independent_people_score_at_the_surrogate_baseline() -> None:
+    states = _run("independent", 420.0)
+    assert abs(_late_sync(states, "breath_plv") - _late_sync(states, "breath_plv_baseline")) < 0.15
+    assert _late_sync(states, "breath_plv") < 0.5
+
+
+def test_people_locked_to_the_orb_score_high_but_not_beyond_the_orb() -> None:
+    states = _run("locked", 420.0)
+    real, base = _late_sync(states, "breath_plv"), _late_sync(states, "breath_plv_baseline")
+    assert real > 0.7
+    assert real - base < 0.1
+
+
+def _run_with_fixed_pace(scenario: str, duration: float, pace_bpm: float) -> list[dict]:
+    """A session whose therapist fixed the orb's pace from the start."""
+    clock = VirtualClock()
+
+    async def main() -> list[dict]:
+        session, world = build(clock, scenario, 2)
+        session.command(Command("pace", pace_bpm))
+        sub = session.states.subscribe(maxsize=100_000)
+        sources = world.sources()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(world.run(duration))
+            await session.run(sources, duration)
+        states = []
+        while (state := sub.get_nowait()) is not None:
+            states.append(state.to_json(session.t_origin_s))
+        return states[9::10]  # one a second
+
+    return clock.run(main())
+
+
+def test_people_attuned_to_each_other_score_above_the_baseline() -> None:
+    # They ignore an orb held at 6/min and breathe together near 10/min: the orb
+    # cannot explain their synchrony.
+    states = _run_with_fixed_pace("attuned", 420.0, 6.0)
+    assert states[-1]["pacer"]["rate_bpm"] == pytest.approx(6.0)
+    real, base = _late_sync(states, "breath_plv"), _late_sync(states, "breath_plv_baseline")
+    assert real > 0.6 and real - base > BEYOND_MARGIN
+
+
+def test_independent_people_stay_at_baseline_with_the_orb_held_elsewhere() -> None:
+    states = _run_with_fixed_pace("independent", 420.0, 6.0)
+    real, base = _late_sync(states, "breath_plv"), _late_sync(states, "breath_plv_baseline")
+    assert abs(real - base) < 0.15
