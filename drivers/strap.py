@@ -1,0 +1,335 @@
+"""One supervisor per strap: connect, subscribe, decode, reconnect, forever.
+
+:class:`Strap` owns a strap's link through bleak and turns its notifications into
+``coach.types`` events in host time. Connections are serialised by one lock per event
+loop (BlueZ refuses parallel connects); lost links are retried with jittered
+exponential backoff until the consumer stops iterating; a watchdog ends links that go
+silent. Garbage notifications are counted in :attr:`Strap.malformed`, never raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import weakref
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bleak import BleakClient
+from bleak.backends.client import BaseBleakClient
+from bleak.exc import BleakBluetoothNotAvailableError, BleakError
+
+from coach.types import (
+    AccChunk,
+    EcgChunk,
+    HeartRate,
+    Label,
+    StrapCondition,
+    StrapEvent,
+    StrapStatus,
+)
+from drivers import BluetoothUnavailable, MalformedFrame, StrapError, StrapLost, hrs, pmd
+from drivers.timesync import BeatDater, DeviceClock
+
+if TYPE_CHECKING:  # drivers import nothing from coach but its types
+    from coach.clock import Clock
+
+log = logging.getLogger(__name__)
+
+_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def connect_lock() -> asyncio.Lock:
+    """The lock every strap of this event loop holds while it connects."""
+    loop = asyncio.get_running_loop()
+    lock = _LOCKS.get(loop)
+    if lock is None:
+        lock = _LOCKS[loop] = asyncio.Lock()
+    return lock
+
+
+def translate_error(exc: BaseException, address: str) -> StrapError:
+    """Our exception for a bleak or OS error (the boundary of the drivers)."""
+    if isinstance(exc, FileNotFoundError):  # bleak on Linux without the D-Bus system bus
+        return BluetoothUnavailable(
+            "Bluetooth is not available: no D-Bus system bus, so no BlueZ "
+            "(is bluetoothd running and an adapter present?)")
+    if isinstance(exc, BleakBluetoothNotAvailableError | PermissionError):
+        return BluetoothUnavailable(f"Bluetooth is not available: {exc or type(exc).__name__}")
+    if isinstance(exc, TimeoutError):
+        return StrapLost(f"{address}: timed out")
+    return StrapLost(f"{address}: {exc or type(exc).__name__}")
+
+
+BLE_ERRORS = (BleakError, OSError, TimeoutError, EOFError)
+
+
+@dataclass(frozen=True, slots=True)
+class StrapConfig:
+    """How a :class:`Strap` behaves. Times in host seconds."""
+
+    use_pmd: bool = True  # stream ECG and ACC when the strap offers Polar PMD
+    acc_rate_hz: int = 200
+    acc_range_g: int = 8
+    connect_timeout_s: float = 15.0
+    command_timeout_s: float = 5.0
+    watchdog_s: float = 5.0  # no notification for this long: the link is dead
+    poll_s: float = 0.5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 2.0  # short: a strap that is back must stream within seconds
+
+
+@dataclass(slots=True)
+class _Stream:
+    fs_hz: float
+    factor: float = 1.0
+
+
+class Strap:
+    """Supervisor of one strap; iterate :meth:`events` to run it.
+
+    Parameters
+    ----------
+    address : str
+        Bluetooth address (a UUID on macOS).
+    label : str
+        Participant label ``A``, ``B`` or ``T``.
+    clock : Clock
+        Host time; all waiting goes through it.
+    backend : type of BaseBleakClient, optional
+        bleak backend class; None picks the platform's real one.
+    config : StrapConfig
+    rng : random.Random, optional
+        Source of backoff jitter (seed it for deterministic tests).
+    """
+
+    def __init__(self, address: str, label: Label, clock: Clock, *,
+                 backend: type[BaseBleakClient] | None = None,
+                 config: StrapConfig | None = None, rng: random.Random | None = None) -> None:
+        self.address, self.label, self.clock = address, label, clock
+        self.backend, self.config = backend, config or StrapConfig()
+        self.rng = rng or random.Random()
+        self.malformed = 0
+        self.received: Counter[str] = Counter()  # intact notifications turned into events
+        self.connects = 0
+        self.device_clock = DeviceClock()
+        self._dater = BeatDater()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._cp: asyncio.Queue[pmd.ControlPointResponse] = asyncio.Queue()
+        self._streams: dict[str, _Stream] = {}
+        self._condition: StrapCondition | None = None
+        self._battery: int | None = None
+        self._last_rx_s = 0.0
+        self._link_down = asyncio.Event()
+        self._ever_ok = False
+        self._silent = False
+
+    # ----------------------------------------------------------------- public
+    async def events(self) -> AsyncIterator[StrapEvent]:
+        """Run the strap and yield its events until the consumer stops.
+
+        Raises
+        ------
+        BluetoothUnavailable
+            If the host has no usable Bluetooth before the first connection.
+        """
+        task = asyncio.create_task(self._run(), name=f"coach[{self.label}].strap")
+        try:
+            while True:
+                item = await self._queue.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    # ----------------------------------------------------------------- supervision
+    async def _run(self) -> None:
+        try:
+            await self._supervise()
+        except Exception as exc:  # handed to the consumer, never lost in a dead task
+            self._queue.put_nowait(exc)
+            raise
+
+    async def _supervise(self) -> None:
+        attempt = 0
+        while True:
+            self._status("connecting")
+            client = BleakClient(self.address, disconnected_callback=self._on_disconnect,
+                                 timeout=self.config.connect_timeout_s, backend=self.backend)
+            try:
+                await self._session(client)
+            except StrapLost as exc:
+                attempt = 0 if self._condition in ("ok", "no-contact") else attempt + 1
+                self._status("lost", str(exc))  # reported before the slow teardown
+            except BluetoothUnavailable:
+                if not self._ever_ok:
+                    raise
+                attempt += 1
+                self._status("lost", "Bluetooth unavailable")
+            finally:
+                await self._teardown(client)
+            await self.clock.sleep(self._backoff(attempt))
+
+    def _backoff(self, attempt: int) -> float:
+        cfg = self.config
+        base = min(cfg.backoff_max_s, cfg.backoff_initial_s * 2.0 ** attempt)
+        return base * (0.5 + 0.5 * self.rng.random())
+
+    async def _session(self, client: BleakClient) -> None:
+        self._link_down = asyncio.Event()
+        self._silent = False
+        try:
+            async with connect_lock():
+                async with asyncio.timeout(self.config.connect_timeout_s):
+                    await client.connect()
+            self.connects += 1
+            await self._arm(client)
+            self._ever_ok = True
+            self._status("ok")
+            await self._watch()
+        except BLE_ERRORS as exc:
+            raise translate_error(exc, self.address) from exc
+
+    def _on_disconnect(self, _client: BleakClient) -> None:
+        self._link_down.set()
+
+    async def _watch(self) -> None:
+        while not self._link_down.is_set():
+            await self.clock.sleep(self.config.poll_s)
+            silent = self.clock.now() - self._last_rx_s
+            if silent > self.config.watchdog_s:
+                self._silent = True
+                raise StrapLost(f"{self.address}: silent for {silent:.1f} s")
+        raise StrapLost(f"{self.address}: disconnected")
+
+    async def _teardown(self, client: BleakClient) -> None:
+        # Stop PMD first (a strap keeps streaming into a half-open link otherwise), then
+        # always disconnect, even when the stop went unanswered on a dead link.
+        # A silent link cannot answer a stop; skip it rather than wait for nothing.
+        kinds = () if self._silent else tuple(self._streams)
+        self._streams.clear()
+        for kind in (*kinds, None):
+            try:
+                async with asyncio.timeout(self.config.command_timeout_s):
+                    if not client.is_connected:
+                        break
+                    if kind is None:
+                        await client.disconnect()
+                    else:
+                        await self._request(client, pmd.build_stop_request(kind))
+            except (*BLE_ERRORS, StrapError) as exc:
+                log.debug("%s: teardown: %r", self.address, exc)
+
+    # ----------------------------------------------------------------- arming
+    async def _arm(self, client: BleakClient) -> None:
+        services = client.services
+        self._dater.reset()
+        self._last_rx_s = self.clock.now()
+        if services.get_characteristic(hrs.BATTERY_LEVEL) is not None:
+            try:
+                self._battery = hrs.parse_battery_level(
+                    await client.read_gatt_char(hrs.BATTERY_LEVEL))
+            except MalformedFrame as exc:
+                self._count_malformed("battery", exc)
+        await client.start_notify(hrs.HEART_RATE_MEASUREMENT, self._on_hr)
+        if self.config.use_pmd and services.get_service(pmd.PMD_SERVICE) is not None:
+            await self._start_pmd(client)
+
+    async def _start_pmd(self, client: BleakClient) -> None:
+        self._cp = asyncio.Queue()
+        await client.start_notify(pmd.PMD_CONTROL, self._on_control)
+        await client.start_notify(pmd.PMD_DATA, self._on_pmd)
+        try:
+            features = pmd.parse_features(await client.read_gatt_char(pmd.PMD_CONTROL))
+        except MalformedFrame as exc:
+            self._count_malformed("features", exc)
+            return
+        requests = {"ecg": (pmd.build_ecg_start(), pmd.ECG_RATE_HZ),
+                    "acc": (pmd.build_acc_start(self.config.acc_rate_hz, self.config.acc_range_g),
+                            self.config.acc_rate_hz)}
+        for kind, (request, fs_hz) in requests.items():
+            if kind not in features:
+                continue
+            resp = await self._request(client, request)
+            if resp.status == pmd.STATUS_ALREADY_IN_STATE:  # left running by a lost link
+                await self._request(client, pmd.build_stop_request(kind))
+                resp = await self._request(client, request)
+            if not resp.ok:
+                log.warning("%s: PMD %s refused: %s", self.address, kind, resp.error)
+                continue
+            factor = pmd.parse_settings(resp.params).get("factor", (1.0,))[0]
+            self._streams[kind] = _Stream(float(fs_hz), float(factor))
+
+    async def _request(self, client: BleakClient, request: bytes) -> pmd.ControlPointResponse:
+        while not self._cp.empty():  # stale answers of an earlier request
+            self._cp.get_nowait()
+        await client.write_gatt_char(pmd.PMD_CONTROL, request, response=True)
+        async with asyncio.timeout(self.config.command_timeout_s):
+            while True:
+                resp = await self._cp.get()
+                if resp.opcode == request[0]:
+                    return resp
+
+    # ----------------------------------------------------------------- notifications
+    def _count_malformed(self, what: str, exc: Exception) -> None:
+        self.malformed += 1
+        log.warning("%s [%s]: malformed %s (%d so far): %s",
+                    self.address, self.label, what, self.malformed, exc)
+
+    def _on_control(self, _char: Any, data: bytearray) -> None:
+        if data and data[0] == pmd.DEVICE_STOPPED:
+            log.warning("%s: strap stopped PMD streams %s", self.address, bytes(data[1:]).hex())
+            return
+        try:
+            self._cp.put_nowait(pmd.parse_control_point_response(data))
+        except MalformedFrame as exc:
+            self._count_malformed("control point", exc)
+
+    def _on_hr(self, _char: Any, data: bytearray) -> None:
+        now = self._last_rx_s = self.clock.now()
+        try:
+            m = hrs.parse_heart_rate_measurement(data)
+        except MalformedFrame as exc:
+            self._count_malformed("heart rate", exc)
+            return
+        beats = self._dater.date(m.rr_ms, now)
+        self.received["hr"] += 1
+        self._queue.put_nowait(HeartRate(now, self.label, float(m.hr_bpm), m.rr_ms, beats,
+                                         m.contact))
+        if m.contact is False and self._condition == "ok":
+            self._status("no-contact")
+        elif m.contact is not False and self._condition == "no-contact":
+            self._status("ok")
+
+    def _on_pmd(self, _char: Any, data: bytearray) -> None:
+        now = self._last_rx_s = self.clock.now()
+        kind = pmd.MEASUREMENT_KINDS.get(data[0] & 0x3F) if data else None
+        stream = self._streams.get(kind or "")
+        try:
+            frame = pmd.decode_frame(data, factor=stream.factor if stream else 1.0)
+        except MalformedFrame as exc:
+            self._count_malformed("PMD frame", exc)
+            return
+        if stream is None:
+            return
+        self.device_clock.observe(frame.timestamp_ns, now)
+        n = len(frame.samples)
+        t0 = self.device_clock.to_host(frame.timestamp_ns) - (n - 1) / stream.fs_hz
+        self.received[frame.kind] += 1
+        if frame.kind == "ecg":
+            self._queue.put_nowait(EcgChunk(t0, self.label, stream.fs_hz, frame.samples))
+        else:
+            self._queue.put_nowait(AccChunk(t0, self.label, stream.fs_hz, frame.samples))
+
+    def _status(self, condition: StrapCondition, note: str = "") -> None:
+        self._condition = condition
+        log.info("%s [%s]: %s %s", self.address, self.label, condition, note)
+        self._queue.put_nowait(StrapStatus(self.clock.now(), self.label, condition,
+                                           self._battery, note))
