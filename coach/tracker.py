@@ -36,6 +36,7 @@ class PartnerTracker:
         self.rsa_bpm: float | None = None
         self._slow_due_s: float | None = None  # next time for the once-in-a-while figures
         self.condition: StrapCondition = "connecting"
+        self._reported: StrapCondition | None = None  # the driver's last word on the link
         self.battery_pct: int | None = None
         self.last_data_s: float | None = None
         self.events = 0
@@ -45,13 +46,19 @@ class PartnerTracker:
         """Take one event from this partner's strap."""
         self.events += 1
         if isinstance(event, StrapStatus):
-            self._set_condition(event.condition)
+            condition = event.condition
+            if condition == "connecting" and self.condition == "lost":
+                condition = "lost"  # reconnecting to a strap we had: it is still lost
+            self._reported = event.condition
+            if condition == "ok":
+                self.last_data_s = event.t_s  # the silence watchdog starts afresh
+            self._set_condition(condition)
             if event.battery_pct is not None:
                 self.battery_pct = event.battery_pct
             return
         self.last_data_s = max(self.last_data_s or event.t_s, _end_time(event))
-        if self.condition in ("connecting", "lost"):
-            self._set_condition("ok")
+        if self.condition in ("connecting", "lost") and self._reported in (None, "ok"):
+            self._set_condition("ok")  # data flows again (frames still in flight do not count)
         if isinstance(event, AccChunk):
             self.breath.push(event)
         elif isinstance(event, HeartRate):

@@ -412,7 +412,7 @@ class _Pending:
             return
         sig = strap.spec.signal_source(now)
         strap.t_source = now
-        if not keep:
+        if not keep or sig is None:
             return
         for kind, chunk in (("ecg", sig.ecg), ("acc", sig.acc)):
             assert isinstance(chunk, EcgChunk | AccChunk)

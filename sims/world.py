@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 import numpy as np
 
 from coach.clock import Clock
-from coach.types import HeartRate, PacerState, StrapEvent
+from coach.types import AccChunk, EcgChunk, HeartRate, PacerState, StrapEvent
 from sims.person import STEP_S, Person, Signals
 from sims.scenarios import Scenario, get_scenario
 
@@ -44,6 +44,7 @@ class World:
         self.people: dict[str, Person] = {}
         self._queues: dict[str, asyncio.Queue[StrapEvent | None]] = {}
         self._pending_beats: dict[str, list[tuple[float, float]]] = {}
+        self._buffers: dict[str, list[Signals]] | None = None  # strap mode: sensed, not sent
         self.t0_s: float | None = None
 
     @property
@@ -55,6 +56,24 @@ class World:
         for label in self.labels:
             self._queues.setdefault(label, asyncio.Queue(QUEUE_SIZE))
         return {label: self._stream(label) for label in self.labels}
+
+    def signal_source(self, label: str) -> Callable[[float], Signals | None]:
+        """What ``label``'s strap has sensed since it last asked (for simulated straps).
+
+        Using it switches the world to strap mode: signals wait in a buffer for the
+        simulated strap (sims.straps) instead of going out as events, and outages are
+        the strap's to play (see :func:`strap_specs`).
+        """
+        if self._buffers is None:
+            self._buffers = {}
+        self._buffers.setdefault(label, [])
+
+        def take(_t_end_s: float) -> Signals | None:
+            assert self._buffers is not None
+            pending, self._buffers[label] = self._buffers[label], []
+            return merge_signals(pending)
+
+        return take
 
     async def _stream(self, label: str) -> AsyncIterator[StrapEvent]:
         queue = self._queues[label]
@@ -95,7 +114,9 @@ class World:
             signals = person.advance(
                 t_s, orb, rates[partner] if partner else None, phases.get(other) if other else None
             )
-            if self.scenario.strap_present(label, rel):
+            if self._buffers is not None:
+                self._buffers[label].append(signals)
+            elif self.scenario.strap_present(label, rel):
                 hr_due = k % round(HR_NOTIFY_S / STEP_S) == 0
                 await self._deliver(label, signals, t_s, hr_due)
             else:
@@ -126,3 +147,20 @@ def _partner_of(label: str, people: dict[str, Person]) -> str | None:
         return None
     other = "B" if label == "A" else "A"
     return other if other in people else None
+
+
+def merge_signals(parts: list[Signals]) -> Signals | None:
+    """One Signals covering consecutive steps (None for none)."""
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    acc = np.vstack([p.acc.acc_mg for p in parts])
+    ecg = np.concatenate([p.ecg.ecg_uv for p in parts])
+    return Signals(
+        acc=AccChunk(first.acc.t_s, first.acc.label, first.acc.fs_hz, acc),
+        ecg=EcgChunk(first.ecg.t_s, first.ecg.label, first.ecg.fs_hz, ecg),
+        beat_t_s=np.concatenate([p.beat_t_s for p in parts]),
+        rr_ms=np.concatenate([p.rr_ms for p in parts]),
+    )

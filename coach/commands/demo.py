@@ -55,7 +55,11 @@ def main(args: argparse.Namespace) -> int:
 
 
 def build(clock: Clock, scenario: str, seed: int) -> tuple[Session, Any]:
-    """A session fed by a simulated world whose people see that session's orb."""
+    """A session fed by a simulated world whose people see that session's orb.
+
+    The world's own event streams (``world.sources()``) skip Bluetooth; use
+    :func:`strap_sources` for the real driver path over simulated straps.
+    """
     from sims.world import World
 
     holder: dict[str, Session] = {}
@@ -70,6 +74,49 @@ def build(clock: Clock, scenario: str, seed: int) -> tuple[Session, Any]:
     return session, world
 
 
+# Simulated straps' clocks: seconds apart and drifting, as two real straps are.
+_STRAP_CLOCKS = {"A": (3.7, 40.0), "B": (-12.1, -35.0), "T": (0.8, 20.0)}
+
+
+def strap_sources(world: Any, clock: Clock, seed: int) -> tuple[dict[str, Any], Any]:
+    """Each person's simulated Polar strap, read by the real driver through bleak.
+
+    Call inside the running loop: fault times are placed from ``clock.now()``.
+    Returns the event streams by label, and the straps' counters for the summary.
+    """
+    import random
+
+    from drivers.strap import Strap
+    from sims.straps import SimFaults, SimRadio, SimStrapSpec
+
+    t0 = clock.now()
+    specs, straps = [], {}
+    for i, label in enumerate(world.labels):
+        address = f"A0:9E:1A:00:00:{i + 1:02X}"
+        outages = tuple((t0 + o.start_s, o.duration_s)
+                        for o in world.scenario.outages if o.label == label)
+        offset_s, drift_ppm = _STRAP_CLOCKS.get(label, (0.0, 0.0))
+        specs.append(SimStrapSpec(
+            address, f"Polar H10 SIM{label}", world.signal_source(label),
+            clock_offset_s=offset_s, drift_ppm=drift_ppm,
+            faults=SimFaults(disconnects=outages), seed=seed * 10 + i,
+        ))
+    radio = SimRadio(clock, specs)
+    for i, label in enumerate(world.labels):
+        straps[label] = Strap(specs[i].address, label, clock, backend=radio.client_backend,
+                              rng=random.Random(seed * 10 + i))
+    def counters() -> dict[str, Any]:
+        sims_ = {label: radio.strap(straps[label].address) for label in straps}
+        return {
+            "frames_intact": {k: sum(s.delivered.values()) for k, s in sims_.items()},
+            "frames_received": {k: sum(st.received.values()) for k, st in straps.items()},
+            "frames_malformed": {k: st.malformed for k, st in straps.items()},
+            "connects": {k: st.connects for k, st in straps.items()},
+        }
+
+    return {label: strap.events() for label, strap in straps.items()}, counters
+
+
 async def run_headless(
     clock: Clock, scenario: str, seed: int, duration_s: float, emit_json: bool
 ) -> dict[str, Any]:
@@ -77,7 +124,7 @@ async def run_headless(
     session, world = build(clock, scenario, seed)
     sub = session.states.subscribe(maxsize=100_000)
     printer = _Printer(session, emit_json)
-    sources = world.sources()
+    sources, counters = strap_sources(world, clock, seed)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(world.run(duration_s), name="sim.world")
         consumer = tg.create_task(printer.consume(sub), name="coach.print")
@@ -85,7 +132,7 @@ async def run_headless(
         while (state := sub.get_nowait()) is not None:
             printer.take(state)
         consumer.cancel()
-    return printer.summary(session, world)
+    return printer.summary(session, world) | counters()
 
 
 class _Printer:
