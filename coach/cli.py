@@ -22,6 +22,8 @@ COMMANDS: dict[str, str] = {
     "export": "export a recording as BIDS physio or CSV",
     "report": "one-page HTML report of a recording",
     "sessions": "list recorded sessions",
+    "broker": "run an embedded MQTT broker for a small office",
+    "rooms": "list live rooms on an MQTT broker",
 }
 
 

@@ -1,0 +1,359 @@
+"""The session side: publish a session's bus to MQTT and take commands from it.
+
+One connection carries the room's presence (retained, with a last will), the state
+stream (QoS 0, latest only), markers (QoS 1) and the control subscription. Each partner
+label has its own small connection so that its retained ``status/<label>`` carries its
+own last will: a crashed session shows every strap "offline".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import aiomqtt
+
+from coach.bus import Bus
+from coach.clock import Clock, RealClock
+from coach.mqtt import codec
+from coach.mqtt.link import (
+    Backoff,
+    BrokerAuthError,
+    LinkHealth,
+    checked,
+    keep_connected,
+    make_client,
+)
+from coach.mqtt.url import BrokerURL, check_connection_safety, check_room
+from coach.types import Command, Marker, PartnerState, SessionState
+
+log = logging.getLogger(__name__)
+
+MAX_RATE_HZ = 12.0  # cap on states per second on the wire; the session makes 10
+STALE_S = 1.0  # a state older than this (session clock) is dropped, never sent late
+MARKER_BACKLOG = 256  # markers kept while the broker is gone
+
+
+class SessionLike(Protocol):
+    """What the bridge needs of a session (coach.session.Session has it)."""
+
+    states: Bus[SessionState]
+    t_origin_s: float
+
+    def command(self, cmd: Command) -> None: ...
+
+
+@dataclass
+class BridgeStats:
+    states_published: int = 0
+    states_stale: int = 0
+    markers_published: int = 0
+    markers_dropped: int = 0
+    control_accepted: int = 0
+    control_ignored: int = 0  # remote control not allowed here
+    control_rejected: int = 0  # malformed, out of range or retained
+
+
+def _log_sparsely(count: int, msg: str, *args: Any) -> None:
+    """Warn on the 1st, 2nd, 4th, 8th... occurrence: a flood cannot fill the log."""
+    if count & (count - 1) == 0:
+        log.warning(msg + " (%d so far)", *args, count)
+
+
+class MqttBridge:
+    """Publish ``session`` to ``coach/v1/<room>/...`` on ``url`` until cancelled."""
+
+    def __init__(
+        self,
+        session: SessionLike,
+        url: BrokerURL,
+        room: str,
+        *,
+        allow_control: bool = False,
+        insecure: bool = False,
+        clock: Clock | None = None,
+        max_rate_hz: float = MAX_RATE_HZ,
+        backoff: Callable[[], Backoff] = Backoff,
+    ) -> None:
+        check_connection_safety(url, insecure=insecure)
+        if insecure and not url.loopback:
+            log.warning("MQTT: insecure connection to %s allowed by option", url.redacted())
+        self.session, self.url, self.room = session, url, check_room(room)
+        self.allow_control = allow_control
+        self.clock: Clock = clock or RealClock()
+        self.min_interval_s = 1.0 / max_rate_hz
+        self.stats = BridgeStats()
+        self.health = LinkHealth()
+        self.label_health: dict[str, LinkHealth] = {}
+        self.port: int | None = None if url.embedded else url.port
+        self._backoff = backoff
+        self._partners: dict[str, PartnerState] = {}
+        self._changed: dict[str, asyncio.Event] = {}
+        self._markers: deque[Marker] = deque(maxlen=MARKER_BACKLOG)
+        self._marker_ready = asyncio.Event()
+        self._uses_sink = False
+        add_sink = getattr(session, "add_sink", None)
+        if callable(add_sink):
+            add_sink(self._on_event)
+            self._uses_sink = True
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Run until cancelled; raises BrokerAuthError for refused credentials/TLS."""
+        broker = None
+        if self.url.embedded:
+            from coach.broker import EmbeddedBroker
+
+            broker = EmbeddedBroker()
+            await broker.start()
+            self.port = broker.port
+            log.info("MQTT: embedded broker on 127.0.0.1:%d", self.port)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._watch_states(tg), name=f"mqtt[{self.room}].watch")
+                tg.create_task(
+                    self._keep(self._serve_main, self.health, "main", self._presence_will()),
+                    name=f"mqtt[{self.room}].main",
+                )
+        except* BrokerAuthError as group:
+            raise group.exceptions[0] from None
+        finally:
+            if broker is not None:
+                await broker.stop()
+
+    def _keep(
+        self,
+        serve: Callable[[aiomqtt.Client], Any],
+        health: LinkHealth,
+        part: str,
+        will: aiomqtt.Will,
+    ) -> Any:
+        name = f"mqtt[{self.room}].{part}"
+        return keep_connected(
+            name,
+            lambda: make_client(
+                self.url, port=self.port, name=f"coach-{self.room}-{part}", will=will
+            ),
+            serve,
+            url=self.url,
+            clock=self.clock,
+            health=health,
+            backoff=self._backoff(),
+        )
+
+    def _presence_will(self) -> aiomqtt.Will:
+        return aiomqtt.Will(
+            codec.presence_topic(self.room), codec.offline_payload(), qos=1, retain=True
+        )
+
+    async def _watch_states(self, tg: asyncio.TaskGroup) -> None:
+        """Track each partner's strap status; start a status link for each new label."""
+        sub = self.session.states.subscribe(maxsize=1)
+        try:
+            async for state in sub:
+                if not self._uses_sink:
+                    self._add_markers(state.markers)
+                for label, partner in state.partners.items():
+                    self._update_partner(tg, label, partner)
+        finally:
+            sub.close()
+
+    def _update_partner(self, tg: asyncio.TaskGroup, label: str, partner: PartnerState) -> None:
+        old = self._partners.get(label)
+        self._partners[label] = partner
+        if label not in self._changed:
+            self._start_status_link(tg, label)
+        elif old is None or (old.status, old.battery_pct) != (partner.status, partner.battery_pct):
+            self._changed[label].set()
+
+    def _start_status_link(self, tg: asyncio.TaskGroup, label: str) -> None:
+        self._changed[label] = asyncio.Event()
+        self.label_health[label] = health = LinkHealth()
+        will = aiomqtt.Will(
+            codec.status_topic(self.room, label), codec.offline_payload(label), qos=1, retain=True
+        )
+
+        async def serve(client: aiomqtt.Client) -> None:
+            await self._serve_status(client, label, health)
+
+        tg.create_task(
+            self._keep(serve, health, f"status-{label}", will),
+            name=f"mqtt[{self.room}].status[{label}]",
+        )
+
+    # ------------------------------------------------------------------ serving one connection
+
+    async def _serve_main(self, client: aiomqtt.Client) -> None:
+        presence = {"online": True, "control": self.allow_control, "v": 1}
+        await checked(
+            client.publish(
+                codec.presence_topic(self.room), codec.dumps(presence), qos=1, retain=True
+            )
+        )
+        await checked(client.subscribe(codec.control_topic(self.room), qos=1))
+        try:
+            await self._run_main_tasks(client)
+        except asyncio.CancelledError:
+            await _farewell(client, codec.presence_topic(self.room), codec.offline_payload())
+            raise
+
+    async def _run_main_tasks(self, client: aiomqtt.Client) -> None:
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._publish_states(client), name=f"mqtt[{self.room}].states")
+                tg.create_task(self._publish_markers(client), name=f"mqtt[{self.room}].markers")
+                tg.create_task(self._listen_control(client), name=f"mqtt[{self.room}].control")
+        except* aiomqtt.MqttError as group:
+            raise group.exceptions[0] from None
+
+    async def _serve_status(self, client: aiomqtt.Client, label: str, health: LinkHealth) -> None:
+        try:
+            await _run_until_lost(client, self._publish_status(client, label, health))
+        except asyncio.CancelledError:
+            topic = codec.status_topic(self.room, label)
+            await _farewell(client, topic, codec.offline_payload(label))
+            raise
+
+    async def _publish_status(self, client: aiomqtt.Client, label: str, health: LinkHealth) -> None:
+        topic = codec.status_topic(self.room, label)
+        changed = self._changed[label]
+        while True:
+            changed.clear()
+            body = codec.status_payload(self._partners.get(label), label, self._link_info(health))
+            await checked(client.publish(topic, codec.dumps(body), qos=1, retain=True))
+            await changed.wait()
+
+    def _link_info(self, health: LinkHealth) -> dict[str, Any]:
+        now = self.clock.now()
+        return {
+            "reconnects": health.reconnects,
+            "outage_s": None if health.last_outage_s is None else round(health.last_outage_s, 3),
+            "up_s": round(now - (health.connected_since_s or now), 3),
+        }
+
+    async def _publish_states(self, client: aiomqtt.Client) -> None:
+        """Send each new state at once, but no more often than ``max_rate_hz``."""
+        topic = codec.state_topic(self.room)
+        session_clock: Clock | None = getattr(self.session, "clock", None)
+        sub = self.session.states.subscribe(maxsize=1)  # latest only: stale states are dropped
+        last_s = -math.inf
+        try:
+            async for state in sub:
+                wait_s = last_s + self.min_interval_s - self.clock.now()
+                if wait_s > 0:  # faster than the cap (e.g. --speed 50): keep the newest
+                    await self.clock.sleep(wait_s)
+                    state = sub.get_nowait() or state
+                if session_clock is not None and stale_guard(state.t_s, session_clock.now()):
+                    self.stats.states_stale += 1
+                    continue
+                payload = codec.dumps(state.to_json(self.session.t_origin_s))
+                await checked(client.publish(topic, payload, qos=0, retain=False))
+                self.stats.states_published += 1
+                last_s = self.clock.now()
+        finally:
+            sub.close()
+
+    async def _publish_markers(self, client: aiomqtt.Client) -> None:
+        topic = codec.markers_topic(self.room)
+        while True:
+            await self._marker_ready.wait()
+            while self._markers:
+                m = self._markers[0]
+                body = {
+                    "t_s": round(m.t_s - self.session.t_origin_s, 3),
+                    "kind": m.kind,
+                    "note": m.note,
+                }
+                await checked(client.publish(topic, codec.dumps(body), qos=1, retain=False))
+                self._markers.popleft()  # only once the broker has it
+                self.stats.markers_published += 1
+            self._marker_ready.clear()
+
+    async def _listen_control(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            self.on_control(message.payload, retained=message.retain)
+
+    # ------------------------------------------------------------------ inbound and sinks
+
+    def on_control(self, payload: Any, *, retained: bool = False) -> None:
+        """Validate one control payload and hand it to the session if allowed."""
+        if not self.allow_control:
+            self.stats.control_ignored += 1
+            _log_sparsely(
+                self.stats.control_ignored,
+                "MQTT room %s: remote command ignored, remote control is off",
+                self.room,
+            )
+            return
+        try:
+            if retained:
+                raise codec.PayloadError("retained commands are not replayed")
+            if not isinstance(payload, bytes | bytearray | str):
+                raise codec.PayloadError("payload is not bytes")
+            cmd = codec.parse_control(payload)
+        except codec.PayloadError as exc:
+            self.stats.control_rejected += 1
+            _log_sparsely(
+                self.stats.control_rejected,
+                "MQTT room %s: bad control message dropped: %s",
+                self.room,
+                exc,
+            )
+            return
+        self.stats.control_accepted += 1
+        log.info("MQTT room %s: remote command %s", self.room, cmd.kind)
+        self.session.command(cmd)
+
+    def _on_event(self, event: object) -> None:
+        if isinstance(event, Marker):
+            self._add_markers((event,))
+
+    def _add_markers(self, markers: tuple[Marker, ...]) -> None:
+        for m in markers:
+            if len(self._markers) == self._markers.maxlen:
+                self.stats.markers_dropped += 1
+            self._markers.append(m)
+        if markers:
+            self._marker_ready.set()
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters for logs and tests."""
+        return {**asdict(self.stats), "connects": self.health.connects, "port": self.port}
+
+
+async def _run_until_lost(client: aiomqtt.Client, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``; raise MqttError as soon as the connection drops, even if it is idle."""
+
+    async def until_disconnected() -> None:
+        async for _ in client.messages:  # this client subscribes to nothing
+            pass
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(work)
+            tg.create_task(until_disconnected())
+    except* aiomqtt.MqttError as group:
+        raise group.exceptions[0] from None
+
+
+async def _farewell(client: aiomqtt.Client, topic: str, payload: bytes) -> None:
+    """On a clean stop, say "offline" ourselves: a will only fires on a crash."""
+    try:
+        async with asyncio.timeout(1.0):
+            await client.publish(topic, payload, qos=1, retain=True)
+    except (aiomqtt.MqttError, TimeoutError):
+        log.debug("MQTT: could not publish offline to %s", topic)
+
+
+def stale_guard(t_s: float, now_s: float) -> bool:
+    """True if a state stamped ``t_s`` is too old to send at ``now_s``."""
+    return not math.isfinite(t_s) or now_s - t_s > STALE_S
+
+
+__all__ = ["BridgeStats", "BrokerAuthError", "MqttBridge", "SessionLike"]

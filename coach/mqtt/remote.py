@@ -1,0 +1,237 @@
+"""The dashboard side: a room's session seen through MQTT.
+
+:class:`RemoteSession` has the surface a view uses of a local session: ``.states``
+(a :class:`~coach.bus.Bus` of :class:`SessionState`), ``.command(cmd)``, ``.clock`` and
+``.t_origin_s``. States are rebuilt on the local clock: ``t_origin_s`` is chosen at the
+first state so that ``clock.now()`` and a state's ``t_s`` agree to within the network
+latency, so the orb's trajectory animates locally exactly as it would in-process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiomqtt
+
+from coach.bus import Bus
+from coach.clock import Clock, RealClock
+from coach.mqtt import codec
+from coach.mqtt.link import Backoff, LinkHealth, checked, keep_connected, make_client
+from coach.mqtt.url import BrokerURL, check_connection_safety, check_room
+from coach.types import Command, Marker, SessionState
+
+log = logging.getLogger(__name__)
+
+RESYNC_S = 2.0  # re-anchor local time when the remote clock jumps by more than this
+COMMAND_TTL_S = 10.0  # a command queued during an outage is dropped after this
+COMMAND_BACKLOG = 16
+
+
+@dataclass
+class RemoteStats:
+    states: int = 0
+    bad_messages: int = 0
+    commands_sent: int = 0
+    commands_expired: int = 0
+    resyncs: int = 0
+
+
+class RemoteSession:
+    """Follow ``room`` on ``url``; ``await run()`` (or a task) keeps it connected."""
+
+    def __init__(
+        self,
+        url: BrokerURL,
+        room: str | None = None,
+        *,
+        clock: Clock | None = None,
+        insecure: bool = False,
+        backoff: Callable[[], Backoff] = Backoff,
+    ) -> None:
+        check_connection_safety(url, insecure=insecure)
+        room = room or url.room
+        if room is None:
+            raise ValueError("a remote session needs a room (in the URL path or --room)")
+        self.url, self.room = url, check_room(room)
+        self.clock: Clock = clock or RealClock()
+        self.states: Bus[SessionState] = Bus()
+        self.markers: Bus[Marker] = Bus()
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.presence: dict[str, Any] | None = None
+        self.t_origin_s = 0.0
+        self.stats = RemoteStats()
+        self.health = LinkHealth()
+        self._synced = False
+        self._backoff = backoff
+        self._commands: deque[tuple[float, Command]] = deque(maxlen=COMMAND_BACKLOG)
+        self._command_ready = asyncio.Event()
+
+    @property
+    def control_allowed(self) -> bool:
+        """Whether the room says it accepts remote commands."""
+        return bool(self.presence and self.presence.get("online") and self.presence.get("control"))
+
+    def command(self, cmd: Command) -> None:
+        """Queue ``cmd`` for the room's control topic; never blocks.
+
+        Raises ValueError for a command the room would reject anyway.
+        """
+        try:
+            codec.parse_control(codec.dumps(codec.command_to_json(cmd)))
+        except (codec.PayloadError, TypeError) as exc:
+            raise ValueError(f"command cannot be sent: {exc}") from None
+        self._commands.append((self.clock.now(), cmd))
+        self._command_ready.set()
+
+    async def run(self) -> None:
+        """Stay subscribed until cancelled, reconnecting with backoff."""
+
+        def new_client() -> aiomqtt.Client:
+            return make_client(self.url, name=f"coach-view-{self.room}")
+
+        await keep_connected(
+            f"mqtt-view[{self.room}]",
+            new_client,
+            self._serve,
+            url=self.url,
+            clock=self.clock,
+            health=self.health,
+            backoff=self._backoff(),
+        )
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        base = codec.topic(self.room)
+        await checked(
+            client.subscribe(
+                [
+                    (f"{base}/state", 0),
+                    (f"{base}/status/+", 1),
+                    (f"{base}/presence", 1),
+                    (f"{base}/markers", 1),
+                ]
+            )
+        )
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive(client), name=f"mqtt-view[{self.room}].rx")
+                tg.create_task(self._send_commands(client), name=f"mqtt-view[{self.room}].tx")
+        except* aiomqtt.MqttError as group:
+            raise group.exceptions[0] from None
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            try:
+                self.on_message(message.topic.value, message.payload)
+            except codec.PayloadError as exc:
+                self.stats.bad_messages += 1
+                log.warning(
+                    "mqtt-view[%s]: dropped a bad message on %s: %s",
+                    self.room,
+                    message.topic.value,
+                    exc,
+                )
+
+    def on_message(self, topic: str, payload: Any) -> None:
+        """Handle one message (public so tests can feed it without a broker)."""
+        if not isinstance(payload, bytes | bytearray | str):
+            raise codec.PayloadError("payload is not bytes")
+        kind = topic.split("/")[3:]
+        obj = codec.loads_object(payload)
+        if kind == ["state"]:
+            self._on_state(obj)
+        elif kind == ["presence"]:
+            self.presence = obj
+        elif len(kind) == 2 and kind[0] == "status" and kind[1] in ("A", "B", "T"):
+            self.statuses[kind[1]] = obj
+        elif kind == ["markers"]:
+            self.markers.publish(codec.marker_from_json(obj, self.t_origin_s))
+
+    def _on_state(self, obj: dict[str, Any]) -> None:
+        rel = codec.state_from_json(obj, 0.0).t_s  # validate fully before touching time
+        now = self.clock.now()
+        if not self._synced or abs(now - (self.t_origin_s + rel)) > RESYNC_S:
+            if self._synced:
+                self.stats.resyncs += 1
+            self.t_origin_s = now - rel
+            self._synced = True
+        self.states.publish(codec.state_from_json(obj, self.t_origin_s))
+        self.stats.states += 1
+
+    async def _send_commands(self, client: aiomqtt.Client) -> None:
+        topic = codec.control_topic(self.room)
+        while True:
+            await self._command_ready.wait()
+            while self._commands:
+                t_s, cmd = self._commands[0]
+                if self.clock.now() - t_s > COMMAND_TTL_S:
+                    self.stats.commands_expired += 1
+                else:
+                    payload = codec.dumps(codec.command_to_json(cmd))
+                    await checked(client.publish(topic, payload, qos=1, retain=False))
+                    self.stats.commands_sent += 1
+                self._commands.popleft()
+            self._command_ready.clear()
+
+
+@dataclass
+class RoomInfo:
+    room: str
+    presence: dict[str, Any] | None = None
+    statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def online(self) -> bool:
+        return bool(self.presence and self.presence.get("online"))
+
+
+async def list_rooms(
+    url: BrokerURL, *, wait_s: float = 1.0, insecure: bool = False
+) -> list[RoomInfo]:
+    """Rooms that have left a retained presence or status on the broker.
+
+    Retained messages arrive right after subscribing; collect them for ``wait_s``.
+    Raises :class:`~coach.mqtt.link.BrokerAuthError` or ``aiomqtt.MqttError``.
+    """
+    from coach.mqtt.link import BrokerAuthError, describe_refusal
+
+    check_connection_safety(url, insecure=insecure)
+    rooms: dict[str, RoomInfo] = {}
+    try:
+        async with make_client(url, name="coach-rooms") as client:
+            await checked(
+                client.subscribe(
+                    [(f"{codec.PREFIX}/+/presence", 1), (f"{codec.PREFIX}/+/status/+", 1)]
+                )
+            )
+            try:
+                async with asyncio.timeout(wait_s):
+                    async for message in client.messages:
+                        _take_room_message(rooms, message.topic.value, message.payload)
+            except TimeoutError:
+                pass
+    except aiomqtt.MqttError as exc:
+        refusal = describe_refusal(exc, url)
+        if refusal is not None:
+            raise BrokerAuthError(refusal) from None
+        raise
+    return sorted(rooms.values(), key=lambda r: r.room)
+
+
+def _take_room_message(rooms: dict[str, RoomInfo], topic: str, payload: Any) -> None:
+    parts = topic.split("/")
+    try:
+        room = check_room(parts[2])
+        obj = codec.loads_object(payload) if payload else None
+    except (ValueError, IndexError):
+        log.debug("ignoring a malformed room message on %s", topic)
+        return
+    info = rooms.setdefault(room, RoomInfo(room))
+    if parts[3:] == ["presence"]:
+        info.presence = obj
+    elif len(parts) == 5 and parts[3] == "status" and obj is not None:
+        info.statuses[parts[4]] = obj
