@@ -52,10 +52,10 @@ class ArousalAlert:
         )
 
     def update(self, t_s: float, hr_bpm: float | None, rate_bpm: float | None) -> bool:
-        if hr_bpm is None:
+        """Take the latest heart and breathing rates; evaluated at most twice a second."""
+        if hr_bpm is None or (self._history and t_s - self._history[-1][0] < 0.5):
             return self.active
-        if not self._history or t_s - self._history[-1][0] >= 0.5:
-            self._history.append((t_s, hr_bpm, rate_bpm))
+        self._history.append((t_s, hr_bpm, rate_bpm))
         if self.active:
             self._maybe_clear(t_s, hr_bpm)
         else:

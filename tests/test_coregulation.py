@@ -169,7 +169,9 @@ def test_plv_and_lagged_xcorr_on_known_signals() -> None:
     assert plv(np.full(60, 1.3)) == pytest.approx(1.0)
     assert plv(rng.uniform(0, 2 * math.pi, 5000)) < 0.05
     x = np.sin(np.arange(120) / 5.0)
-    assert lagged_xcorr(x[3:], x[:-3], 5) == pytest.approx(1.0, abs=1e-6)  # found at lag 3
+    shifted = lagged_xcorr(x[3:], x[:-3], 5)  # y lags x by 3 samples: found within +-5
+    assert shifted is not None and shifted > 0.95
+    assert lagged_xcorr(x[3:], x[:-3], 0) < shifted - 0.1  # type: ignore[operator]
 
 
 def test_synchrony_window_needs_a_full_minute_without_gaps() -> None:
