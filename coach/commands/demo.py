@@ -27,6 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="who the simulated people are (default calm-anchor)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON state per simulated second, then a summary")
+    from coach.mqtt import add_mqtt_arguments
+
+    add_mqtt_arguments(p)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -38,6 +41,13 @@ def main(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         print("coach demo: --duration must be positive", file=sys.stderr)
         return 2
+    from coach.mqtt import BrokerAuthError, MqttConfigError, url_from_args
+
+    try:
+        url_from_args(args)  # refuse an unsafe or malformed broker before anything runs
+    except (MqttConfigError, ValueError) as exc:
+        print(f"coach demo: {exc}", file=sys.stderr)
+        return 2
     if not args.headless:
         if args.speed == "max":
             print("coach demo: --speed max needs --headless", file=sys.stderr)
@@ -46,7 +56,16 @@ def main(args: argparse.Namespace) -> int:
 
         return run_demo_windows(args, clock)
     duration = 900.0 if args.duration is None else args.duration
-    summary = clock.run(run_headless(clock, args.scenario, args.seed, duration, args.json))
+    try:
+        summary = clock.run(
+            run_headless(clock, args.scenario, args.seed, duration, args.json, mqtt=args)
+        )
+    except ExceptionGroup as group:
+        auth = group.subgroup(BrokerAuthError)
+        if auth is None:
+            raise
+        print(f"coach demo: {auth.exceptions[0]}", file=sys.stderr)
+        return 3
     if args.json:
         print(json.dumps(summary), flush=True)
     else:
@@ -118,20 +137,34 @@ def strap_sources(world: Any, clock: Clock, seed: int) -> tuple[dict[str, Any], 
 
 
 async def run_headless(
-    clock: Clock, scenario: str, seed: int, duration_s: float, emit_json: bool
+    clock: Clock,
+    scenario: str,
+    seed: int,
+    duration_s: float,
+    emit_json: bool,
+    mqtt: argparse.Namespace | None = None,
 ) -> dict[str, Any]:
-    """Run a simulated session; print a JSON state per second; return the summary."""
+    """Run a simulated session; print a JSON state per second; return the summary.
+
+    With ``mqtt`` (parsed ``--mqtt`` options) the session is also published to a broker.
+    """
+    from coach.mqtt import bridge_from_args
+
     session, world = build(clock, scenario, seed)
+    bridge = bridge_from_args(session, mqtt) if mqtt is not None else None
     sub = session.states.subscribe(maxsize=100_000)
     printer = _Printer(session, emit_json)
     sources, counters = strap_sources(world, clock, seed)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(world.run(duration_s), name="sim.world")
         consumer = tg.create_task(printer.consume(sub), name="coach.print")
+        publisher = tg.create_task(bridge.run(), name="coach.mqtt") if bridge else None
         await session.run(sources, duration_s)
         while (state := sub.get_nowait()) is not None:
             printer.take(state)
         consumer.cancel()
+        if publisher is not None:
+            publisher.cancel()
     return printer.summary(session, world) | counters()
 
 
