@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -19,7 +20,7 @@ from coach.config import STATE_PERIOD_S
 from coach.coregulator import COUPLE, CoRegulator
 from coach.synchrony import Synchrony, round_figures
 from coach.tracker import PartnerTracker
-from coach.types import Command, Marker, SessionState, StrapEvent
+from coach.types import Command, HeartRate, Marker, SessionState, StrapEvent
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,11 @@ class Session:
         self._sinks: list[Sink] = []
         self._pending_markers: list[Marker] = []
         self._started = False
+        # latency of heart-rate notifications (stamped on arrival by the driver), seconds:
+        # arrival -> taken in by the tracker, and arrival -> first state that includes it
+        self.ingest_lag_s: deque[float] = deque(maxlen=100_000)
+        self.state_lag_s: deque[float] = deque(maxlen=100_000)
+        self._awaiting_state: list[float] = []
 
     def add_sink(self, sink: Sink) -> None:
         """Call ``sink(event)`` for every raw strap event, marker and command, in order."""
@@ -105,6 +111,9 @@ class Session:
             except Exception:  # one bad event must not end a session
                 self.errors += 1
                 log.exception("partner %s: event %s dropped", label, type(event).__name__)
+            if isinstance(event, HeartRate):
+                self.ingest_lag_s.append(self.clock.now() - event.t_s)
+                self._awaiting_state.append(event.t_s)
 
     async def _tick(self, duration_s: float | None) -> None:
         k = 0
@@ -131,4 +140,8 @@ class Session:
         extra = {"synchrony": round_figures(sync)} if sync else {}
         state = SessionState(t_s, partners, self.coregulator.anchor, pacer, markers, extra)
         self.states.publish(state)
+        if self._awaiting_state:
+            now = self.clock.now()
+            self.state_lag_s.extend(now - t for t in self._awaiting_state)
+            self._awaiting_state.clear()
         return state
