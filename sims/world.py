@@ -45,6 +45,7 @@ class World:
         self._queues: dict[str, asyncio.Queue[StrapEvent | None]] = {}
         self._pending_beats: dict[str, list[tuple[float, float]]] = {}
         self._buffers: dict[str, list[Signals]] | None = None  # strap mode: sensed, not sent
+        self._enders: set[asyncio.Task[None]] = set()
         self.t0_s: float | None = None
 
     @property
@@ -96,8 +97,13 @@ class World:
                 await self.clock.sleep_until(t_next)
                 await self._step(t_next, k)
         finally:
-            for queue in self._queues.values():
-                await queue.put(None)
+            for queue in self._queues.values():  # end every stream, never block on it
+                try:
+                    queue.put_nowait(None)
+                except asyncio.QueueFull:  # a reader still busy: end it after its backlog
+                    task = asyncio.get_running_loop().create_task(queue.put(None))
+                    self._enders.add(task)
+                    task.add_done_callback(self._enders.discard)
 
     async def _step(self, t_s: float, k: int) -> None:
         orb = self.orb()

@@ -1,0 +1,186 @@
+"""The windows around a running session: start, stop, close, signals, a real session.
+
+Tests marked ``qtloop`` run on a qasync loop, so Qt's events and the session's tasks
+share one loop as in the app. They wait with :func:`wait_for`, which awaits (never
+``qtbot.waitUntil`` there: processing Qt events inside a running task would re-enter
+the loop) and always has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from coach.types import Command
+from ui.app import WindowOptions, Windows, serve
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "out"
+WINDOWED = WindowOptions(fullscreen=False)
+
+
+async def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    """Await until ``predicate()`` holds; fail after ``timeout_s`` seconds."""
+    async with asyncio.timeout(timeout_s):
+        while not predicate():
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.qtloop
+async def test_close_dashboard_stops_session(qapp, stand_in) -> None:
+    started, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def run() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    holder: list[Windows] = []
+    task = asyncio.ensure_future(serve(stand_in, run, WINDOWED, on_open=holder.append))
+    await wait_for(lambda: started.is_set() and bool(holder))
+    windows = holder[0]
+    assert windows.dashboard is not None and windows.orb is not None
+    assert windows.dashboard.header.run_state.text() == "running"
+    windows.dashboard.close()
+    async with asyncio.timeout(5):
+        assert await task == 0
+    assert cancelled.is_set()
+    assert not windows.orb.isVisible()
+
+
+@pytest.mark.qtloop
+async def test_quits_when_done_and_reports_failure(qapp, stand_in) -> None:
+    async def fine() -> None:
+        await asyncio.sleep(0.05)
+
+    async def broken() -> None:
+        await asyncio.sleep(0.05)
+        raise RuntimeError("strap driver exploded")
+
+    opts = WindowOptions(fullscreen=False, quit_when_done=True)
+    async with asyncio.timeout(10):
+        assert await serve(stand_in, fine, opts) == 0
+        assert await serve(stand_in, broken, opts) == 1
+
+
+@pytest.mark.qtloop
+async def test_start_button_when_not_autostarted(qapp, stand_in) -> None:
+    ran = asyncio.Event()
+
+    async def run() -> None:
+        ran.set()
+
+    holder: list[Windows] = []
+    opts = WindowOptions(fullscreen=False, autostart=False, orb=False)
+    task = asyncio.ensure_future(serve(stand_in, run, opts, on_open=holder.append))
+    await wait_for(lambda: bool(holder))
+    await asyncio.sleep(0.1)
+    assert not ran.is_set()
+    dash = holder[0].dashboard
+    assert dash is not None
+    dash.controls.start_stop.click()
+    await wait_for(ran.is_set)
+    await wait_for(lambda: dash.header.run_state.text() == "ended")
+    dash.close()
+    async with asyncio.timeout(5):
+        assert await task == 0
+
+
+@pytest.mark.qtloop
+async def test_real_session_and_simulated_couple(qapp) -> None:
+    """The lead's Session fed by sims.World, in (sped-up) real time on the qasync loop."""
+    from coach.clock import RealClock
+    from coach.commands.demo import build
+
+    clock = RealClock(speed=10.0)
+    session, world = build(clock, "calm-anchor", 3)
+
+    async def simulate() -> None:
+        sources = world.sources()
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(world.run(600.0), name="sim.world")
+            await session.run(sources, None)
+
+    holder: list[Windows] = []
+    task = asyncio.ensure_future(serve(session, simulate, WINDOWED, on_open=holder.append))
+    await wait_for(lambda: bool(holder))
+    windows = holder[0]
+    dash, orb = windows.dashboard, windows.orb
+    assert dash is not None and orb is not None
+    await wait_for(lambda: dash.states_seen >= 30 and orb.frames >= 30, timeout_s=15)
+    controls = dash.controls
+    controls.note.setText("first shared breath")
+    controls.marker_buttons["touch"].click()
+    await wait_for(lambda: dash.marker_log.count() == 1, timeout_s=5)
+    assert "touch \u2013 first shared breath" in dash.marker_log.item(0).text()
+    controls.ratio.setCurrentIndex(1)  # 4:7 reaches the real co-regulator
+    await wait_for(lambda: session.coregulator.ie_ratio == pytest.approx(4 / 7))
+    assert dash.panels["A"].hr.text().endswith("bpm")
+    OUT.mkdir(exist_ok=True)
+    dash.grab().save(str(OUT / "test_real_session_dashboard.png"))
+    dash.close()
+    async with asyncio.timeout(10):
+        assert await task == 0
+    assert windows.runner.state == "stopped"
+
+
+def test_sigterm_closes_cleanly(tmp_path) -> None:
+    code = textwrap.dedent(
+        """
+        import asyncio, sys
+        sys.path.insert(0, "tests")
+        from conftest import StandInSession
+        from ui.app import WindowOptions, run_windows
+
+        async def run():
+            print("running", flush=True)
+            await asyncio.sleep(3600)
+
+        session = StandInSession()
+        sys.exit(run_windows(session, run, WindowOptions(fullscreen=False)))
+        """
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the child prints once the session task runs
+        assert line.strip() == "running", line
+        t = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        assert time.monotonic() - t < 5.0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+
+
+def test_commands_reach_the_real_session() -> None:
+    """A marker command becomes a Marker on the next published state."""
+    from coach.clock import VirtualClock
+    from coach.session import Session
+
+    clock = VirtualClock()
+
+    async def go() -> tuple:
+        session = Session(clock)
+        session.command(Command(kind="marker", value="repair", note="apology"))
+        return session.publish(clock.now()).markers
+
+    markers = clock.run(go())
+    assert [(m.kind, m.note) for m in markers] == [("repair", "apology")]

@@ -1,0 +1,142 @@
+"""The dashboard renders states: alerts catch the eye, curves draw, markers log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QColor, QImage
+
+from coach.types import Marker, PacerState
+from ui import style
+from ui.alerts import state_alerts
+from ui.dashboard import TherapistDashboard
+from ui.header import _ratio_text
+
+OUT = Path(__file__).resolve().parents[1] / "out"
+
+
+@pytest.fixture
+def dash(qtbot, stand_in) -> TherapistDashboard:
+    w = TherapistDashboard(stand_in)
+    qtbot.addWidget(w)
+    w.resize(1280, 800)
+    w.show()
+    qtbot.waitExposed(w)
+    return w
+
+
+def _feed(stand_in, make_state, seconds: float, **kw) -> None:
+    """Publish 10 states a second with a breathing couple and a 6/min pacer."""
+    import math
+
+    t0 = stand_in.clock.now()
+    pacer = PacerState(t0_s=t0, phase0=0.0, rate_bpm=6.0)
+    for k in range(int(seconds * 10)):
+        t = t0 + k * 0.1
+        stand_in.clock.t = t
+        breath = {"A": math.sin(2 * math.pi * t / 8), "B": math.sin(2 * math.pi * t / 5)}
+        partners = {label: {"breath": b, **kw.get(label, {})} for label, b in breath.items()}
+        stand_in.states.publish(make_state(t, pacer=pacer, partners=partners,
+                                           extra=kw.get("extra")))
+
+
+def _has_color(img: QImage, color: str, tol: int = 40, step: int = 2) -> bool:
+    want = QColor(color)
+    for y in range(0, img.height(), step):
+        for x in range(0, img.width(), step):
+            c = QColor(img.pixel(x, y))
+            if (abs(c.red() - want.red()) + abs(c.green() - want.green())
+                    + abs(c.blue() - want.blue())) < tol:
+                return True
+    return False
+
+
+def test_lost_strap_alert_within_two_seconds(dash, stand_in, make_state, qtbot) -> None:
+    _feed(stand_in, make_state, 1.0)
+    qtbot.waitUntil(lambda: dash.states_seen >= 10, timeout=2000)
+    assert "no alerts" in dash.alert_text()
+    t = stand_in.clock.now() + 0.1
+    stand_in.states.publish(make_state(t, partners={"A": {}, "B": {"status": "lost"}}))
+    qtbot.waitUntil(lambda: "strap lost" in dash.alert_text(), timeout=2000)
+    assert "Partner B" in dash.alert_text()
+    assert style.ALERT_COLOR in dash.banner.styleSheet()
+    assert "LOST" in dash.panels["B"].strap.text()
+
+
+def test_other_alerts(make_state) -> None:
+    state = make_state(1.0, partners={"A": {"battery_pct": 9, "status": "no-contact"},
+                                      "B": {}},
+                       extra={"alerts": [{"label": "B", "kind": "arousal rising"}]})
+    texts = [a.text for a in state_alerts(state)]
+    assert any("no skin contact" in t for t in texts)
+    assert any("low battery 9%" in t for t in texts)
+    assert any("B: arousal rising" in t for t in texts)
+    assert state_alerts(state)[-1].severity == "warn"  # most severe first
+
+
+def test_curves_and_numbers(dash, stand_in, make_state, qtbot) -> None:
+    _feed(stand_in, make_state, 20.0, A={"hr_bpm": 64.0, "rate_bpm": 7.5})
+    qtbot.waitUntil(lambda: dash.states_seen >= 200, timeout=3000)
+    x, _ = dash.panels["A"].breath_curve.getData()
+    assert x is not None and len(x) == 200
+    assert x[-1] == pytest.approx(0.0) and x[0] == pytest.approx(-19.9)
+    assert dash.panels["A"].hr.text() == "64 bpm"
+    assert dash.panels["A"].rate.text() == "7.5 /min"
+    assert "ANCHOR" in dash.panels["A"].badge.text()
+    assert "6.0" in dash.header.pacer.text() and "4:6" in dash.header.pacer.text()
+    qtbot.wait(100)
+    OUT.mkdir(exist_ok=True)
+    img = dash.grab().toImage()
+    img.save(str(OUT / "test_dashboard.png"))
+    plot = dash.panels["A"].plot.grab().toImage()
+    assert _has_color(plot, style.PARTNER_COLOR["A"])  # the breathing curve is drawn
+    assert _has_color(plot, style.PACER_COLOR)  # and the orb over it
+    assert _has_color(dash.panels["B"].plot.grab().toImage(), style.PARTNER_COLOR["B"])
+
+
+def test_markers_are_logged_and_drawn(dash, stand_in, make_state, qtbot) -> None:
+    t = stand_in.clock.now()
+    marks = (Marker(t, "rupture", "raised voices"), Marker(t, "repair"))
+    stand_in.states.publish(make_state(t + 0.1, markers=marks))
+    qtbot.waitUntil(lambda: dash.marker_log.count() == 2, timeout=2000)
+    assert "repair" in dash.marker_log.item(0).text()
+    assert "rupture \u2013 raised voices" in dash.marker_log.item(1).text()
+
+
+def test_synchrony_when_present_and_absent(dash, stand_in, make_state, qtbot) -> None:
+    _feed(stand_in, make_state, 2.0)
+    qtbot.waitUntil(lambda: dash.states_seen >= 20, timeout=2000)
+    assert dash.header.sync.text() == ""
+    assert dash.trends._no_sync.isVisible()
+    sync = {"breath_plv": 0.6, "breath_plv_baseline": 0.3, "hr_xcorr": 0.2}
+    _feed(stand_in, make_state, 2.0, extra={"synchrony": sync})
+    qtbot.waitUntil(lambda: dash.states_seen >= 40, timeout=2000)
+    assert "Breath sync <b>0.60</b>" in dash.header.sync.text()
+    assert "baseline 0.30" in dash.header.sync.text()
+    assert not dash.trends._no_sync.isVisible()
+
+
+def test_therapist_strap_appears(dash, stand_in, make_state, qtbot) -> None:
+    state = make_state(stand_in.clock.now(), partners={"A": {}, "B": {}, "T": {"hr_bpm": 58}})
+    stand_in.states.publish(state)
+    qtbot.waitUntil(lambda: "T" in dash.panels, timeout=2000)
+    assert dash.panels["T"].hr.text() == "58 bpm"
+
+
+def test_unknown_values_render_as_dashes(dash, stand_in, make_state, qtbot) -> None:
+    none = {"rate_bpm": None, "phase": None, "breath": None, "hr_bpm": None, "calm": None,
+            "rmssd_ms": None, "quality": None, "source": None, "battery_pct": None,
+            "status": "connecting"}
+    stand_in.states.publish(make_state(stand_in.clock.now(), anchor=None,
+                                       partners={"A": none, "B": none}))
+    qtbot.waitUntil(lambda: dash.states_seen == 1, timeout=2000)
+    assert dash.panels["A"].hr.text() == "\u2013"
+    assert "connecting" in dash.panels["A"].strap.text()
+    assert "waiting" in dash.header.pacer.text()
+
+
+@pytest.mark.parametrize(("ratio", "text"), [(4 / 6, "4:6"), (1.0, "1:1"), (4 / 7, "4:7"),
+                                             (0.5, "4:8")])
+def test_ratio_text(ratio, text) -> None:
+    assert _ratio_text(ratio) == text
