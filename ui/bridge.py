@@ -25,6 +25,18 @@ T = TypeVar("T")
 RunState = Literal["idle", "running", "ended", "failed", "stopped"]
 
 
+def display_problem() -> str | None:
+    """Why windows cannot open here (no screen on Linux), or None if they can."""
+    import os
+
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
+        return None
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no screen to open windows on (DISPLAY is not set); use --headless, "
+            "or run under a desktop session or Xvfb")
+
+
 def qt_app(argv: list[str] | None = None) -> QApplication:
     """The process's QApplication; it does not quit when a window closes (we decide)."""
     app = QApplication.instance()

@@ -27,9 +27,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="who the simulated people are (default calm-anchor)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON state per simulated second, then a summary")
+    add_window_arguments(p)
     from coach.mqtt import add_mqtt_arguments
 
     add_mqtt_arguments(p)
+
+
+def add_window_arguments(p: argparse.ArgumentParser) -> None:
+    """Where the windows go (demo and run)."""
+    g = p.add_argument_group("windows")
+    g.add_argument("--screen", type=int, default=None, metavar="N",
+                   help="display for the orb (default: the last one, e.g. a TV)")
+    g.add_argument("--fullscreen", dest="fullscreen", action="store_true", default=None,
+                   help="orb full screen (default: only when it has a display of its own)")
+    g.add_argument("--windowed", dest="fullscreen", action="store_false", help="orb in a window")
+    g.add_argument("--no-orb", action="store_true", help="dashboard only")
+    g.add_argument("--no-dashboard", action="store_true", help="orb only")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -53,7 +66,11 @@ def main(args: argparse.Namespace) -> int:
             print("coach demo: --speed max needs --headless", file=sys.stderr)
             return 2
         from ui.app import run_demo_windows
+        from ui.bridge import display_problem
 
+        if problem := display_problem():
+            print(f"coach demo: {problem}", file=sys.stderr)
+            return 2
         return run_demo_windows(args, clock)
     duration = 900.0 if args.duration is None else args.duration
     try:
