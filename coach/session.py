@@ -103,17 +103,20 @@ class Session:
                     feeder.cancel()
 
     async def _feed(self, label: str, stream: AsyncIterator[StrapEvent]) -> None:
-        tracker = self.trackers[label]
         async for event in stream:
-            self._emit(event)
-            try:
-                tracker.push(event)
-            except Exception:  # one bad event must not end a session
-                self.errors += 1
-                log.exception("partner %s: event %s dropped", label, type(event).__name__)
-            if isinstance(event, HeartRate):
-                self.ingest_lag_s.append(self.clock.now() - event.t_s)
-                self._awaiting_state.append(event.t_s)
+            self.ingest(label, event)
+
+    def ingest(self, label: str, event: StrapEvent) -> None:
+        """Take one event of ``label``'s strap: to the sinks, then to the tracker."""
+        self._emit(event)
+        try:
+            self.trackers[label].push(event)
+        except Exception:  # one bad event must not end a session
+            self.errors += 1
+            log.exception("partner %s: event %s dropped", label, type(event).__name__)
+        if isinstance(event, HeartRate):
+            self.ingest_lag_s.append(self.clock.now() - event.t_s)
+            self._awaiting_state.append(event.t_s)
 
     async def _tick(self, duration_s: float | None) -> None:
         k = 0

@@ -41,6 +41,7 @@ class PartnerTracker:
         self.last_data_s: float | None = None
         self.events = 0
         self.losses = 0  # times the strap went from ok to lost
+        self.contact_losses = 0  # times it lost skin contact
 
     def push(self, event: StrapEvent) -> None:
         """Take one event from this partner's strap."""
@@ -76,6 +77,8 @@ class PartnerTracker:
             return
         if condition == "lost":
             self.losses += 1
+        elif condition == "no-contact":
+            self.contact_losses += 1
         log.info("strap %s: %s -> %s", self.label, self.condition, condition)
         self.condition = condition
 

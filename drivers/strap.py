@@ -122,6 +122,7 @@ class Strap:
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._cp: asyncio.Queue[pmd.ControlPointResponse] = asyncio.Queue()
         self._streams: dict[str, _Stream] = {}
+        self._early: dict[str, list[tuple[bytes, float]]] = {}  # frames before a start answer
         self._condition: StrapCondition | None = None
         self._battery: int | None = None
         self._last_rx_s = 0.0
@@ -148,6 +149,15 @@ class Strap:
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+
+    def drain_nowait(self) -> list[StrapEvent]:
+        """Events already received but not yet taken (at the end of a session: nothing lost)."""
+        items = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if not isinstance(item, BaseException):
+                items.append(item)
+        return items
 
     # ----------------------------------------------------------------- supervision
     async def _run(self) -> None:
@@ -257,15 +267,21 @@ class Strap:
         for kind, (request, fs_hz) in requests.items():
             if kind not in features:
                 continue
-            resp = await self._request(client, request)
-            if resp.status == pmd.STATUS_ALREADY_IN_STATE:  # left running by a lost link
-                await self._request(client, pmd.build_stop_request(kind))
+            self._early[kind] = []  # frames may stream in before the answer: keep them
+            try:
                 resp = await self._request(client, request)
+                if resp.status == pmd.STATUS_ALREADY_IN_STATE:  # left running by a lost link
+                    await self._request(client, pmd.build_stop_request(kind))
+                    resp = await self._request(client, request)
+            finally:
+                early = self._early.pop(kind, [])
             if not resp.ok:
                 log.warning("%s: PMD %s refused: %s", self.address, kind, resp.error)
                 continue
             factor = pmd.parse_settings(resp.params).get("factor", (1.0,))[0]
             self._streams[kind] = _Stream(float(fs_hz), float(factor))
+            for data, arrived in early:
+                self._take_pmd(data, arrived)
 
     async def _request(self, client: BleakClient, request: bytes) -> pmd.ControlPointResponse:
         while not self._cp.empty():  # stale answers of an earlier request
@@ -280,8 +296,11 @@ class Strap:
     # ----------------------------------------------------------------- notifications
     def _count_malformed(self, what: str, exc: Exception) -> None:
         self.malformed += 1
-        log.warning("%s [%s]: malformed %s (%d so far): %s",
-                    self.address, self.label, what, self.malformed, exc)
+        n = self.malformed
+        # the first few in full, then a line at each power of two from 64: counted, never a flood
+        level = logging.WARNING if n <= 3 or (n & (n - 1) == 0 and n >= 64) else logging.DEBUG
+        log.log(level, "%s [%s]: malformed %s dropped (%d so far): %s",
+                self.address, self.label, what, n, exc)
 
     def _on_control(self, _char: Any, data: bytearray) -> None:
         if data and data[0] == pmd.DEVICE_STOPPED:
@@ -310,6 +329,13 @@ class Strap:
 
     def _on_pmd(self, _char: Any, data: bytearray) -> None:
         now = self._last_rx_s = self.clock.now()
+        kind = pmd.MEASUREMENT_KINDS.get(data[0] & 0x3F) if data else None
+        if kind in self._early:  # its start is not answered yet: decode it once it is
+            self._early[kind].append((bytes(data), now))
+            return
+        self._take_pmd(data, now)
+
+    def _take_pmd(self, data: bytes | bytearray, now: float) -> None:
         kind = pmd.MEASUREMENT_KINDS.get(data[0] & 0x3F) if data else None
         stream = self._streams.get(kind or "")
         try:

@@ -30,6 +30,7 @@ class Scenario:
     people: tuple[PersonSpec, ...]
     arousal_schedule: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
     outages: tuple[Outage, ...] = ()
+    chaos: bool = False  # straps fail at random (see sims.straps.chaos_faults)
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -106,6 +107,13 @@ SCENARIOS: dict[str, Scenario] = {
             "Two people who both lock onto the orb and not onto each other.",
             (PersonSpec("A", arousal=0.3, compliance=0.9),
              PersonSpec("B", arousal=0.45, compliance=0.9)),
+        ),
+        Scenario(
+            "chaos",
+            "calm-anchor while everything goes wrong: straps drop out, go silent, lose "
+            "contact, send malformed frames and lose notifications, at random.",
+            (_CALM_A, _ACTIVATED_B),
+            chaos=True,
         ),
         Scenario(
             "dropout",

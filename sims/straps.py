@@ -155,6 +155,28 @@ class SimStrapSpec:
     seed: int = 0
 
 
+def chaos_faults(rng: np.random.Generator, t0_s: float, horizon_s: float) -> SimFaults:
+    """Random faults for a strap over ``horizon_s`` seconds from ``t0_s``.
+
+    Disconnects about every 8 minutes (off 3-40 s), a silent link about every 30
+    minutes, contact lost about every 12 minutes (5-30 s), 1 % malformed and 0.5 %
+    lost notifications.
+    """
+    def times(mean_gap_s: float) -> list[float]:
+        out, t = [], t0_s
+        while (t := t + float(rng.exponential(mean_gap_s)) + 20.0) < t0_s + horizon_s:
+            out.append(t)
+        return out
+
+    return SimFaults(
+        disconnects=tuple((t, float(rng.uniform(3.0, 40.0))) for t in times(480.0)),
+        silences=tuple(times(1800.0)),
+        contact_loss=tuple((t, float(rng.uniform(5.0, 30.0))) for t in times(720.0)),
+        drop_fraction=0.005,
+        malformed_fraction=0.01,
+    )
+
+
 # ----------------------------------------------------------------- the strap itself
 class SimStrap:
     """A simulated peripheral; it outlives connections, as a strap outlives its links."""
@@ -349,7 +371,8 @@ class SimBleakClient(BaseBleakClient):
             at, uuid, data, kind, intact = await self._outbox.get()
             await clock.sleep_until(at)
             callback = self._subs.get(uuid)
-            if not self._connected or self._silent or callback is None or self._strap is None:
+            if (not self._connected or self._silent or callback is None or self._strap is None
+                    or self.radio.frozen):
                 continue
             (self._strap.delivered if intact else self._strap.corrupted)[kind] += 1
             callback(bytearray(data))
@@ -476,6 +499,12 @@ class SimRadio:
             "SimBleakClient", (SimBleakClient,), {"radio": self})
         self.scanner_backend: type[SimBleakScanner] = type(
             "SimBleakScanner", (SimBleakScanner,), {"radio": self})
+
+    frozen = False  # True: nothing goes over the air any more (the session has ended)
+
+    def freeze(self) -> None:
+        """Stop all deliveries, so counts taken now stay exact."""
+        self.frozen = True
 
     def strap(self, address: str) -> SimStrap:
         """The simulated strap at ``address``."""

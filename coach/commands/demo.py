@@ -114,43 +114,88 @@ def build(clock: Clock, scenario: str, seed: int) -> tuple[Session, Any]:
 _STRAP_CLOCKS = {"A": (3.7, 40.0), "B": (-12.1, -35.0), "T": (0.8, 20.0)}
 
 
-def strap_sources(world: Any, clock: Clock, seed: int) -> tuple[dict[str, Any], Any]:
+def strap_sources(world: Any, clock: Clock, seed: int) -> tuple[dict[str, Any], SimStrapSet]:
     """Each person's simulated Polar strap, read by the real driver through bleak.
 
     Call inside the running loop: fault times are placed from ``clock.now()``.
-    Returns the event streams by label, and the straps' counters for the summary.
+    Returns the event streams by label, and the straps (counters, draining at the end).
     """
     import random
 
+    import numpy as np
+
     from drivers.strap import Strap
-    from sims.straps import SimFaults, SimRadio, SimStrapSpec
+    from sims.straps import SimFaults, SimRadio, SimStrapSpec, chaos_faults
 
     t0 = clock.now()
     specs, straps = [], {}
     for i, label in enumerate(world.labels):
-        address = f"A0:9E:1A:00:00:{i + 1:02X}"
         outages = tuple((t0 + o.start_s, o.duration_s)
                         for o in world.scenario.outages if o.label == label)
+        faults = SimFaults(disconnects=outages)
+        if world.scenario.chaos:
+            faults = chaos_faults(np.random.default_rng(seed * 100 + i), t0, CHAOS_HORIZON_S)
         offset_s, drift_ppm = _STRAP_CLOCKS.get(label, (0.0, 0.0))
         specs.append(SimStrapSpec(
-            address, f"Polar H10 SIM{label}", world.signal_source(label),
-            clock_offset_s=offset_s, drift_ppm=drift_ppm,
-            faults=SimFaults(disconnects=outages), seed=seed * 10 + i,
+            f"A0:9E:1A:00:00:{i + 1:02X}", f"Polar H10 SIM{label}", world.signal_source(label),
+            clock_offset_s=offset_s, drift_ppm=drift_ppm, faults=faults, seed=seed * 10 + i,
         ))
     radio = SimRadio(clock, specs)
     for i, label in enumerate(world.labels):
         straps[label] = Strap(specs[i].address, label, clock, backend=radio.client_backend,
                               rng=random.Random(seed * 10 + i))
-    def counters() -> dict[str, Any]:
-        sims_ = {label: radio.strap(straps[label].address) for label in straps}
+    return {label: strap.events() for label, strap in straps.items()}, SimStrapSet(radio, straps)
+
+
+CHAOS_HORIZON_S = 48 * 3600.0  # faults are drawn this far ahead
+DATA_KINDS = ("hr", "ecg", "acc")  # notifications that carry data (not control responses)
+
+
+class SimStrapSet:
+    """The simulated straps of a session and the drivers reading them."""
+
+    def __init__(self, radio: Any, straps: dict[str, Any]) -> None:
+        self.radio, self.straps = radio, straps
+
+    def drain_into(self, session: Session) -> int:
+        """Hand events the drivers received but the session did not take yet to it."""
+        n = 0
+        for label, strap in self.straps.items():
+            for event in strap.drain_nowait():
+                session.ingest(label, event)
+                n += 1
+        return n
+
+    def counters(self, t_end_s: float) -> dict[str, Any]:
+        """Frames and faults, per label, up to ``t_end_s``."""
+        sims_ = {label: self.radio.strap(st.address) for label, st in self.straps.items()}
+
+        def data(counter: Any) -> int:
+            return sum(counter[k] for k in DATA_KINDS)
+
+        injected = {k: _faults_injected(s, t_end_s) for k, s in sims_.items()}
         return {
-            "frames_intact": {k: sum(s.delivered.values()) for k, s in sims_.items()},
-            "frames_received": {k: sum(st.received.values()) for k, st in straps.items()},
-            "frames_malformed": {k: st.malformed for k, st in straps.items()},
-            "connects": {k: st.connects for k, st in straps.items()},
+            "frames_intact": {k: data(s.delivered) for k, s in sims_.items()},
+            "frames_received": {k: data(st.received) for k, st in self.straps.items()},
+            "frames_malformed": {k: st.malformed for k, st in self.straps.items()},
+            "connects": {k: st.connects for k, st in self.straps.items()},
+            "faults_injected": injected,
         }
 
-    return {label: strap.events() for label, strap in straps.items()}, counters
+
+def _faults_injected(strap: Any, t_end_s: float) -> dict[str, int]:
+    f = strap.spec.faults
+    return {
+        "disconnects": sum(int(at < t_end_s) for at, _ in f.disconnects),
+        "silences": sum(int(at < t_end_s) for at in f.silences),
+        "contact_losses": sum(int(at < t_end_s) for at, _ in f.contact_loss),
+        "malformed": data_sum(strap.corrupted),
+        "lost_notifications": data_sum(strap.dropped),
+    }
+
+
+def data_sum(counter: Any) -> int:
+    return sum(counter[k] for k in DATA_KINDS)
 
 
 async def run_headless(
@@ -166,23 +211,47 @@ async def run_headless(
     With ``mqtt`` (parsed ``--mqtt`` options) the session is also published to a broker.
     """
     from coach.mqtt import bridge_from_args
+    from coach.types import AccChunk, EcgChunk, HeartRate
 
     session, world = build(clock, scenario, seed)
     bridge = bridge_from_args(session, mqtt) if mqtt is not None else None
+    handed: dict[str, int] = dict.fromkeys(world.labels, 0)
+
+    def count(event: Any) -> None:  # every data frame handed to the sinks (the recorder)
+        if isinstance(event, HeartRate | EcgChunk | AccChunk):
+            handed[event.label] += 1
+
+    session.add_sink(count)
     sub = session.states.subscribe(maxsize=100_000)
     printer = _Printer(session, emit_json)
-    sources, counters = strap_sources(world, clock, seed)
+    sources, sim_straps = strap_sources(world, clock, seed)
     async with asyncio.TaskGroup() as tg:
         tg.create_task(world.run(duration_s), name="sim.world")
         consumer = tg.create_task(printer.consume(sub), name="coach.print")
         publisher = tg.create_task(bridge.run(), name="coach.mqtt") if bridge else None
+        end = clock.now() + duration_s
+
+        async def freeze_air_at_end() -> None:  # frames after the end belong to no session
+            await clock.sleep_until(end)
+            sim_straps.radio.freeze()
+
+        tg.create_task(freeze_air_at_end(), name="sim.freeze")
         await session.run(sources, duration_s)
+        late = sim_straps.drain_into(session)
         while (state := sub.get_nowait()) is not None:
             printer.take(state)
         consumer.cancel()
         if publisher is not None:
             publisher.cancel()
-    return printer.summary(session, world) | counters()
+    counts = sim_straps.counters(clock.now())
+    counts["frames_late"] = late
+    counts["frames_recorded"] = handed
+    counts["faults_seen"] = {
+        label: {"link_losses": tr.losses, "contact_losses": tr.contact_losses,
+                "malformed": counts["frames_malformed"][label]}
+        for label, tr in session.trackers.items()
+    }
+    return printer.summary(session, world) | counts
 
 
 class _Printer:
