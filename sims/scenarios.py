@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sims.person import PersonSpec
+from sims.straps import SimFaults
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class Scenario:
     arousal_schedule: dict[str, tuple[tuple[float, float], ...]] = field(default_factory=dict)
     outages: tuple[Outage, ...] = ()
     chaos: bool = False  # straps fail at random (see sims.straps.chaos_faults)
+    strap_faults: dict[str, SimFaults] = field(default_factory=dict)  # times from the start
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -114,6 +116,18 @@ SCENARIOS: dict[str, Scenario] = {
             "contact, send malformed frames and lose notifications, at random.",
             (_CALM_A, _ACTIVATED_B),
             chaos=True,
+        ),
+        Scenario(
+            "faulty-b",
+            "calm-anchor while B's strap misbehaves: 3 disconnects, 1 % malformed frames, "
+            "20 s without skin contact and one link that goes silent.",
+            (_CALM_A, _ACTIVATED_B),
+            strap_faults={"B": SimFaults(
+                disconnects=((100.0, 15.0), (200.0, 10.0), (300.0, 20.0)),
+                silences=(400.0,),
+                contact_loss=((150.0, 20.0),),
+                malformed_fraction=0.01,
+            )},
         ),
         Scenario(
             "dropout",

@@ -16,7 +16,7 @@ import asyncio
 import math
 import struct
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -153,6 +153,16 @@ class SimStrapSpec:
     acc_compressed: bool = False
     hr_interval_s: float = 1.0
     seed: int = 0
+
+
+def shifted(faults: SimFaults, t0_s: float) -> SimFaults:
+    """The same faults with their times counted from ``t0_s``."""
+    return replace(
+        faults,
+        disconnects=tuple((t0_s + at, d) for at, d in faults.disconnects),
+        silences=tuple(t0_s + at for at in faults.silences),
+        contact_loss=tuple((t0_s + at, d) for at, d in faults.contact_loss),
+    )
 
 
 def chaos_faults(rng: np.random.Generator, t0_s: float, horizon_s: float) -> SimFaults:

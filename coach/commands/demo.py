@@ -125,7 +125,7 @@ def strap_sources(world: Any, clock: Clock, seed: int) -> tuple[dict[str, Any], 
     import numpy as np
 
     from drivers.strap import Strap
-    from sims.straps import SimFaults, SimRadio, SimStrapSpec, chaos_faults
+    from sims.straps import SimFaults, SimRadio, SimStrapSpec, chaos_faults, shifted
 
     t0 = clock.now()
     specs, straps = [], {}
@@ -133,6 +133,8 @@ def strap_sources(world: Any, clock: Clock, seed: int) -> tuple[dict[str, Any], 
         outages = tuple((t0 + o.start_s, o.duration_s)
                         for o in world.scenario.outages if o.label == label)
         faults = SimFaults(disconnects=outages)
+        if label in world.scenario.strap_faults:
+            faults = shifted(world.scenario.strap_faults[label], t0)
         if world.scenario.chaos:
             faults = chaos_faults(np.random.default_rng(seed * 100 + i), t0, CHAOS_HORIZON_S)
         offset_s, drift_ppm = _STRAP_CLOCKS.get(label, (0.0, 0.0))
