@@ -248,6 +248,10 @@ def run_all(quick: bool, progress: Any = None) -> dict[str, Any]:
         ("sim", lambda: bench_sim(300.0 if quick else 900.0)),
         ("memory", lambda: bench_memory(0.5 if quick else 4.0)),
     ]
+    from ui.bench import bench_ui, ui_verdicts  # Qt runs in child processes, not here
+
+    # orb late frames and dashboard CPU: the triad on real drivers, RealClock, windows
+    steps.append(("ui", lambda: bench_ui(8.0 if quick else 20.0)))
     figures: dict[str, Any] = {"quick": quick, "machine": machine()}
     for name, step in steps:
         if progress:
@@ -255,5 +259,5 @@ def run_all(quick: bool, progress: Any = None) -> dict[str, Any]:
         t = time.perf_counter()
         figures.update(step())
         figures.setdefault("seconds", {})[name] = round(time.perf_counter() - t, 1)
-    figures["targets_met"] = verdicts(figures)
+    figures["targets_met"] = verdicts(figures) | ui_verdicts(figures)
     return figures

@@ -133,13 +133,16 @@ async def serve(
 def run_demo_windows(args: argparse.Namespace, clock: Clock) -> int:
     """``coach demo`` with windows: a simulated couple that sees this session's orb.
 
-    As headless, the straps are simulated Polar straps read by the real drivers, and
-    with ``--mqtt`` the session is also published to a broker.
+    As headless, the straps are simulated Polar straps read by the real drivers; with
+    ``--mqtt`` the session is also published to a broker, with ``--record FILE`` recorded
+    (closed cleanly however the windows end: close, Ctrl+C, SIGTERM).
     """
-    from coach.commands.demo import build, strap_sources
+    from coach.commands.demo import build, demo_settings, strap_sources
+    from coach.commands.record import run_recorded
 
     session, world = build(clock, args.scenario, args.seed)
     duration = args.duration
+    record = getattr(args, "record", None)
 
     async def simulate() -> None:
         sources, _ = strap_sources(world, clock, args.seed)
@@ -151,7 +154,8 @@ def run_demo_windows(args: argparse.Namespace, clock: Clock) -> int:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(world.run(duration or SIM_UNTIL_CLOSED_S), name="sim.world")
             mqtt = tg.create_task(publisher.run(), name="coach.mqtt") if publisher else None
-            await session.run(sources, duration)
+            await run_recorded(session, sources, duration, record,
+                               demo_settings(args.scenario, args.seed))
             if mqtt is not None:
                 mqtt.cancel()
 

@@ -8,6 +8,7 @@ and redraws the plots with ``setData``. Nothing here awaits, parses or filters.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -66,6 +67,7 @@ class TherapistDashboard(QMainWindow):
                                      on_start=on_start, on_stop=on_stop)
         self._build(labels)
         self.states_seen = 0
+        self.refresh_cpu_s = 0.0  # CPU time spent in tick() (painting comes later, apart)
         self._last_fit_t: float | None = None
         self._trend_dirty = False
         self._timer = QTimer(self)
@@ -140,15 +142,16 @@ class TherapistDashboard(QMainWindow):
     # ------------------------------------------------------------------ the frame
     def tick(self) -> None:
         """Take every state published since the last frame, then redraw once."""
+        cpu0 = time.thread_time()
         fresh: list[SessionState] = []
         while (state := self._sub.get_nowait()) is not None:
             fresh.append(state)
-        if not fresh:
-            return
-        for state in fresh:
-            self._ingest(state)
-        self.latest = fresh[-1]
-        self._render(fresh[-1])
+        if fresh:
+            for state in fresh:
+                self._ingest(state)
+            self.latest = fresh[-1]
+            self._render(fresh[-1])
+        self.refresh_cpu_s += time.thread_time() - cpu0
 
     def _ingest(self, state: SessionState) -> None:
         self.states_seen += 1

@@ -11,6 +11,8 @@ sees themselves come closer to the orb. Nothing clinical is drawn.
 from __future__ import annotations
 
 import math
+import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -34,6 +36,7 @@ from ui import style
 from ui.view import ClockReader, SessionView
 
 DEFAULT_FPS = 60.0
+FRAME_LOG = 4096  # paint start times kept for frame-timing figures (over a minute)
 
 
 @dataclass(slots=True)
@@ -223,6 +226,10 @@ class OrbWindow(QWidget):
         self._last_paint_t: float | None = None
         self._bg: QPixmap | None = None
         self.frames = 0
+        # perf_counter() at the start of each recent paint, and the wall time paints took:
+        # what `coach bench` reads for late frames (cheap enough to keep always)
+        self.paint_starts_s: deque[float] = deque(maxlen=FRAME_LOG)
+        self.paint_busy_s = 0.0
         self._timer = QTimer(self)
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.timeout.connect(self.update)
@@ -259,7 +266,14 @@ class OrbWindow(QWidget):
         self._last_paint_t = t_s
         return OrbFrame(level, word, alpha, partners)
 
+    @property
+    def interval_ms(self) -> int:
+        """The repaint timer's interval."""
+        return self._timer.interval()
+
     def paintEvent(self, event: QPaintEvent) -> None:  # Qt override
+        start = time.perf_counter()
+        self.paint_starts_s.append(start)
         frame = self.frame_at(self._clock.now())
         rect = QRectF(self.rect())
         painter = QPainter(self)
@@ -269,6 +283,7 @@ class OrbWindow(QWidget):
             painter.end()
         self._level = frame.level
         self.frames += 1
+        self.paint_busy_s += time.perf_counter() - start
 
     def closeEvent(self, event: QCloseEvent) -> None:  # Qt override
         self._timer.stop()

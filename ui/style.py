@@ -41,6 +41,10 @@ WAVE_CAPACITY: Final = 1200  # states kept per waveform (2 min at 10 Hz)
 TREND_STEP_S: Final = 0.5  # s between trend points
 TREND_CAPACITY: Final = 14_400  # trend points kept (2 h at 2 Hz)
 DASHBOARD_FPS: Final = 20  # dashboard refreshes per second (states come at 10 Hz)
+# px: trend curves are hairlines. Qt's raster engine strokes a wider antialiased pen
+# through a general stroker: with an hour of trends (7200 points a curve) one redraw
+# took 0.3 s of CPU at 1.8 px and 6 ms at 1 px (see `coach bench`, dashboard_cpu_percent).
+TREND_PEN_PX: Final = 1.0
 MAX_MARKER_LINES: Final = 60  # marker lines drawn in the trend plots
 
 STYLE_SHEET: Final = f"""

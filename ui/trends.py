@@ -48,11 +48,13 @@ class TrendPlots(QWidget):
             grid.addWidget(w, k // 2, k % 2)
             add_legend(w).setColumnCount(4)  # one line: the plots are short
         self.curves: dict[str, pg.PlotDataItem] = {}
-        self.pacer_curve = add_curve(self.rate, "pacer", style.PACER_COLOR, 2.6)
+        self.pacer_curve = add_curve(self.rate, "pacer", style.PACER_COLOR,
+                                     style.TREND_PEN_PX)
         for label in self.labels:
             self._add_partner(label)
         for key in SYNC_KEYS:
-            self.curves[key] = add_curve(self.sync, SYNC_NAMES[key], style.SYNC_COLORS[key], 2)
+            self.curves[key] = add_curve(self.sync, SYNC_NAMES[key], style.SYNC_COLORS[key],
+                                         style.TREND_PEN_PX)
         self._baselines: dict[str, pg.InfiniteLine] = {}
         self._no_sync = pg.TextItem("no synchrony data yet", color=style.MUTED,
                                     anchor=(0.5, 0.5))
@@ -63,7 +65,7 @@ class TrendPlots(QWidget):
 
     def _add_partner(self, label: str) -> None:
         color = style.PARTNER_COLOR.get(label, style.TEXT)
-        width = 1.2 if label == "T" else 1.8
+        width = style.TREND_PEN_PX
         self.curves[f"hr_{label}"] = add_curve(self.hr, label, color, width)
         self.curves[f"rate_{label}"] = add_curve(self.rate, label, color, width)
         self.curves[f"calm_{label}"] = add_curve(self.calm, label, color, width)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any
 
 from coach.clock import Clock, clock_for_speed
@@ -27,6 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="who the simulated people are (default calm-anchor)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON state per simulated second, then a summary")
+    p.add_argument("--record", type=Path, default=None, metavar="FILE",
+                   help="record the session (raw events, commands, states) to a new FILE")
     add_window_arguments(p)
     from coach.mqtt import add_mqtt_arguments
 
@@ -54,6 +57,15 @@ def main(args: argparse.Namespace) -> int:
     if args.duration is not None and args.duration <= 0:
         print("coach demo: --duration must be positive", file=sys.stderr)
         return 2
+    from coach.commands.record import check_new, until_terminated
+    from coach.recording import RecordingError
+
+    try:
+        if args.record is not None:
+            check_new(args.record)
+    except RecordingError as exc:
+        print(f"coach demo: {exc}", file=sys.stderr)
+        return 2
     from coach.mqtt import BrokerAuthError, MqttConfigError, url_from_args
 
     try:
@@ -74,15 +86,23 @@ def main(args: argparse.Namespace) -> int:
         return run_demo_windows(args, clock)
     duration = 900.0 if args.duration is None else args.duration
     try:
-        summary = clock.run(
-            run_headless(clock, args.scenario, args.seed, duration, args.json, mqtt=args)
-        )
+        summary = clock.run(until_terminated(run_headless(
+            clock, args.scenario, args.seed, duration, args.json, mqtt=args,
+            record=args.record)))
+    except RecordingError as exc:
+        print(f"coach demo: {exc}", file=sys.stderr)
+        return 2
     except ExceptionGroup as group:
         auth = group.subgroup(BrokerAuthError)
         if auth is None:
             raise
         print(f"coach demo: {auth.exceptions[0]}", file=sys.stderr)
         return 3
+    if args.record is not None:
+        print(f"coach demo: recorded to {args.record}", file=sys.stderr)
+    if summary is None:
+        print("coach demo: stopped (SIGTERM)", file=sys.stderr)
+        return 0
     if args.json:
         print(json.dumps(summary), flush=True)
     else:
@@ -207,11 +227,14 @@ async def run_headless(
     duration_s: float,
     emit_json: bool,
     mqtt: argparse.Namespace | None = None,
+    record: Path | None = None,
 ) -> dict[str, Any]:
     """Run a simulated session; print a JSON state per second; return the summary.
 
-    With ``mqtt`` (parsed ``--mqtt`` options) the session is also published to a broker.
+    With ``mqtt`` (parsed ``--mqtt`` options) the session is also published to a broker;
+    with ``record`` it is recorded to that new file.
     """
+    from coach.commands.record import maybe_recording
     from coach.mqtt import bridge_from_args
     from coach.types import AccChunk, EcgChunk, HeartRate
 
@@ -227,7 +250,8 @@ async def run_headless(
     sub = session.states.subscribe(maxsize=100_000)
     printer = _Printer(session, emit_json)
     sources, sim_straps = strap_sources(world, clock, seed)
-    async with asyncio.TaskGroup() as tg:
+    settings = demo_settings(scenario, seed)
+    async with maybe_recording(session, record, settings), asyncio.TaskGroup() as tg:
         tg.create_task(world.run(duration_s), name="sim.world")
         consumer = tg.create_task(printer.consume(sub), name="coach.print")
         publisher = tg.create_task(bridge.run(), name="coach.mqtt") if bridge else None
@@ -254,6 +278,12 @@ async def run_headless(
         for label, tr in session.trackers.items()
     }
     return printer.summary(session, world) | counts
+
+
+def demo_settings(scenario: str, seed: int) -> dict[str, Any]:
+    """What a demo recording says about where its events came from."""
+    return {"source": "demo", "straps": "simulated Polar H10 via the real drivers",
+            "scenario": scenario, "seed": seed}
 
 
 class _Printer:
