@@ -70,6 +70,7 @@ class TherapistDashboard(QMainWindow):
         self.refresh_cpu_s = 0.0  # CPU time spent in tick() (painting comes later, apart)
         self._last_fit_t: float | None = None
         self._trend_dirty = False
+        self._trend_parts: list[int] = []  # trend plots still to redraw, one per frame
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.tick)
         self._timer.start(max(10, round(1000 / fps)))
@@ -151,6 +152,8 @@ class TherapistDashboard(QMainWindow):
                 self._ingest(state)
             self.latest = fresh[-1]
             self._render(fresh[-1])
+        elif self._trend_parts and self.latest is not None:  # finish the trend redraw
+            self._render_trends(self.latest, self.session.t_origin_s, self._trend_parts.pop(0))
         self.refresh_cpu_s += time.thread_time() - cpu0
 
     def _ingest(self, state: SessionState) -> None:
@@ -197,14 +200,16 @@ class TherapistDashboard(QMainWindow):
             panel = self.panels[label]
             panel.show_state(p, state.anchor, label in alerting)
             panel.show_wave(t_rel, self.wave.column(f"breath_{label}"), orb)
-        if self._trend_dirty:  # trends move at 2 Hz: redraw them only then
+        if self._trend_dirty:  # trends move at 2 Hz: redraw them only then, a plot a frame
             self._trend_dirty = False
-            self._render_trends(state, origin)
+            self._trend_parts = [0, 1, 2, 3]
+        if self._trend_parts:
+            self._render_trends(state, origin, self._trend_parts.pop(0))
         self.header.show_state(state, origin)
         self._show_alerts(alerts)
 
-    def _render_trends(self, state: SessionState, origin: float) -> None:
-        self.trends.render_ring(self.trend, origin, state.t_s)
+    def _render_trends(self, state: SessionState, origin: float, part: int) -> None:
+        self.trends.render_ring(self.trend, origin, state.t_s, part)
         sync = state.extra.get("synchrony")
         if isinstance(sync, dict):
             self.trends.show_sync_baselines(sync)

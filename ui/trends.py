@@ -76,20 +76,30 @@ class TrendPlots(QWidget):
             self.labels = (*self.labels, label)
             self._add_partner(label)
 
-    def render_ring(self, ring: Ring, t_origin_s: float, t_now_s: float) -> None:
-        """Redraw every curve from the ring; the x axis runs to now."""
+    def plots(self) -> tuple[pg.PlotWidget, ...]:
+        return (self.hr, self.rate, self.calm, self.sync)
+
+    def render_ring(
+        self, ring: Ring, t_origin_s: float, t_now_s: float, part: int | None = None
+    ) -> None:
+        """Redraw the curves of plot ``part`` (0-3; None: all) from the ring.
+
+        Redrawing one plot per frame spreads the cost of a long session's trends over
+        several frames, so the orb never misses one while they repaint.
+        """
         minutes = (ring.t - t_origin_s) / 60.0
-        set_curve(self.pacer_curve, minutes, ring.column("pacer_bpm"))
-        for name, curve in self.curves.items():
-            if name in ring.columns:
+        chosen = self.plots() if part is None else (self.plots()[part],)
+        for name, curve in (("pacer_bpm", self.pacer_curve), *self.curves.items()):
+            if curve.getViewBox() in {w.getViewBox() for w in chosen} and name in ring.columns:
                 set_curve(curve, minutes, ring.column(name))
         span = max(1.0, (t_now_s - t_origin_s) / 60.0)
         start = minutes[0] if len(minutes) else 0.0
-        for w in (self.hr, self.rate, self.calm, self.sync):
+        for w in chosen:
             w.setXRange(min(start, span - 1.0), span, padding=0.01)
-        has_sync = bool(np.isfinite(ring.column("breath_plv")).any()
-                        or np.isfinite(ring.column("hr_xcorr")).any())
-        self._no_sync.setVisible(not has_sync)
+        if self.sync in chosen:
+            has_sync = bool(np.isfinite(ring.column("breath_plv")).any()
+                            or np.isfinite(ring.column("hr_xcorr")).any())
+            self._no_sync.setVisible(not has_sync)
 
     def show_sync_baselines(self, sync: Mapping[str, Any]) -> None:
         """Dotted lines at each synchrony measure's baseline, when published."""
