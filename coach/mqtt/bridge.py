@@ -26,6 +26,7 @@ from coach.mqtt.link import (
     BrokerAuthError,
     LinkHealth,
     checked,
+    clock_speed,
     keep_connected,
     make_client,
 )
@@ -35,7 +36,7 @@ from coach.types import Command, Marker, PartnerState, SessionState
 log = logging.getLogger(__name__)
 
 MAX_RATE_HZ = 12.0  # cap on states per second on the wire; the session makes 10
-STALE_S = 1.0  # a state older than this (session clock) is dropped, never sent late
+STALE_S = 1.0  # a state older than this (wall seconds) is dropped, never sent late
 MARKER_BACKLOG = 256  # markers kept while the broker is gone
 
 
@@ -241,6 +242,7 @@ class MqttBridge:
         """Send each new state at once, but no more often than ``max_rate_hz``."""
         topic = codec.state_topic(self.room)
         session_clock: Clock | None = getattr(self.session, "clock", None)
+        speed = clock_speed(session_clock)
         sub = self.session.states.subscribe(maxsize=1)  # latest only: stale states are dropped
         last_s = -math.inf
         try:
@@ -249,7 +251,9 @@ class MqttBridge:
                 if wait_s > 0:  # faster than the cap (e.g. --speed 50): keep the newest
                     await self.clock.sleep(wait_s)
                     state = sub.get_nowait() or state
-                if session_clock is not None and stale_guard(state.t_s, session_clock.now()):
+                if session_clock is not None and stale_guard(
+                    state.t_s, session_clock.now(), speed
+                ):
                     self.stats.states_stale += 1
                     continue
                 payload = codec.dumps(state.to_json(self.session.t_origin_s))
@@ -351,9 +355,14 @@ async def _farewell(client: aiomqtt.Client, topic: str, payload: bytes) -> None:
         log.debug("MQTT: could not publish offline to %s", topic)
 
 
-def stale_guard(t_s: float, now_s: float) -> bool:
-    """True if a state stamped ``t_s`` is too old to send at ``now_s``."""
-    return not math.isfinite(t_s) or now_s - t_s > STALE_S
+def stale_guard(t_s: float, now_s: float, speed: float = 1.0) -> bool:
+    """True if a state stamped ``t_s`` is too old to send at ``now_s``.
+
+    Times are on the session clock, which runs ``speed`` times faster than the wall in
+    a sped-up demo; staleness is what a person watching sees, so it is judged in wall
+    seconds (else at ``--speed 5`` a 0.2 s hiccup of the loop would silence the room).
+    """
+    return not math.isfinite(t_s) or (now_s - t_s) / speed > STALE_S
 
 
 __all__ = ["BridgeStats", "BrokerAuthError", "MqttBridge", "SessionLike"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import ssl
 import uuid
@@ -83,6 +84,14 @@ class LinkHealth:
     @property
     def reconnects(self) -> int:
         return max(0, self.connects - 1)
+
+
+def clock_speed(clock: Clock | None) -> float:
+    """Session seconds per wall second (``RealClock.speed``; 1 for other clocks)."""
+    speed = getattr(clock, "speed", 1.0)
+    if isinstance(speed, int | float) and math.isfinite(speed) and speed > 0:
+        return float(speed)
+    return 1.0
 
 
 async def checked(aw: Awaitable[T]) -> T:

@@ -5,6 +5,10 @@
 ``.t_origin_s``. States are rebuilt on the local clock: ``t_origin_s`` is chosen at the
 first state so that ``clock.now()`` and a state's ``t_s`` agree to within the network
 latency, so the orb's trajectory animates locally exactly as it would in-process.
+
+The bridge sends only the newest state (at most 12 a second), so the state that carried
+a marker may never arrive; markers come reliably on their own topic (QoS 1). Each marker
+is put on the next state this view publishes, exactly once, as a local session does.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import aiomqtt
@@ -21,15 +25,25 @@ import aiomqtt
 from coach.bus import Bus
 from coach.clock import Clock, RealClock
 from coach.mqtt import codec
-from coach.mqtt.link import Backoff, LinkHealth, checked, keep_connected, make_client
+from coach.mqtt.link import (
+    Backoff,
+    LinkHealth,
+    checked,
+    clock_speed,
+    keep_connected,
+    make_client,
+)
 from coach.mqtt.url import BrokerURL, check_connection_safety, check_room
 from coach.types import Command, Marker, SessionState
 
 log = logging.getLogger(__name__)
 
-RESYNC_S = 2.0  # re-anchor local time when the remote clock jumps by more than this
+RESYNC_S = 2.0  # re-anchor local time when the remote clock jumps by more (wall seconds)
 COMMAND_TTL_S = 10.0  # a command queued during an outage is dropped after this
 COMMAND_BACKLOG = 16
+MARKERS_REMEMBERED = 256  # markers recognised when they arrive a second time
+
+MarkerKey = tuple[float, str, str]  # (t_s relative to the session start, kind, note)
 
 
 @dataclass
@@ -69,6 +83,8 @@ class RemoteSession:
         self._synced = False
         self._backoff = backoff
         self._commands: deque[tuple[float, Command]] = deque(maxlen=COMMAND_BACKLOG)
+        self._markers_seen: deque[MarkerKey] = deque(maxlen=MARKERS_REMEMBERED)
+        self._markers_due: list[dict[str, Any]] = []  # marker JSON for the next state
         self._command_ready = asyncio.Event()
 
     @property
@@ -149,18 +165,37 @@ class RemoteSession:
         elif len(kind) == 2 and kind[0] == "status" and kind[1] in ("A", "B", "T"):
             self.statuses[kind[1]] = obj
         elif kind == ["markers"]:
-            self.markers.publish(codec.marker_from_json(obj, self.t_origin_s))
+            marker = codec.marker_from_json(obj, self.t_origin_s)
+            if self._first_sight(obj):
+                self._markers_due.append(obj)
+            self.markers.publish(marker)
 
     def _on_state(self, obj: dict[str, Any]) -> None:
         rel = codec.state_from_json(obj, 0.0).t_s  # validate fully before touching time
         now = self.clock.now()
-        if not self._synced or abs(now - (self.t_origin_s + rel)) > RESYNC_S:
+        resync_s = RESYNC_S * clock_speed(self.clock)  # wall seconds on a sped-up clock
+        if not self._synced or abs(now - (self.t_origin_s + rel)) > resync_s:
             if self._synced:
                 self.stats.resyncs += 1
             self.t_origin_s = now - rel
             self._synced = True
-        self.states.publish(codec.state_from_json(obj, self.t_origin_s))
+        state = codec.state_from_json(obj, self.t_origin_s)
+        if state.markers or self._markers_due:
+            fresh = [raw for raw in obj.get("markers", []) if self._first_sight(raw)]
+            markers = tuple(codec.marker_from_json(raw, self.t_origin_s)
+                            for raw in (*self._markers_due, *fresh))
+            state = replace(state, markers=markers)
+            self._markers_due.clear()
+        self.states.publish(state)
         self.stats.states += 1
+
+    def _first_sight(self, raw: dict[str, Any]) -> bool:
+        """Remember a (validated) marker's JSON; False if it was seen before."""
+        key = (float(raw["t_s"]), str(raw["kind"]), str(raw.get("note", "")))
+        if key in self._markers_seen:
+            return False
+        self._markers_seen.append(key)
+        return True
 
     async def _send_commands(self, client: aiomqtt.Client) -> None:
         topic = codec.control_topic(self.room)
