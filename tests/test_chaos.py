@@ -10,12 +10,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+from coach.recording import RecordingReader
 
 
-def test_chaos_half_hour_loses_no_intact_frame_and_raises_nothing() -> None:
+def test_chaos_half_hour_loses_no_intact_frame_and_raises_nothing(tmp_path: Path) -> None:
+    recording = tmp_path / "chaos.coach"
     out = subprocess.run(
         [sys.executable, "-m", "coach.cli", "demo", "--headless", "--scenario", "chaos",
-         "--duration", "1800", "--speed", "max", "--seed", "4", "--json"],
+         "--duration", "1800", "--speed", "max", "--seed", "4", "--json",
+         "--record", str(recording)],
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
@@ -25,6 +30,10 @@ def test_chaos_half_hour_loses_no_intact_frame_and_raises_nothing() -> None:
     assert summary["summary"] is True and summary["errors"] == 0
     assert len(lines) == 1801
     assert summary["frames_recorded"] == summary["frames_intact"]
+    with RecordingReader(recording) as reader:  # and the file holds every one of them
+        for label in ("A", "B"):
+            in_file = sum(1 for e in reader.entries(("hr", "ecg", "acc"), label))
+            assert in_file == summary["frames_intact"][label]
     assert summary["frames_received"] == summary["frames_intact"]
     for label in ("A", "B"):
         injected, seen = summary["faults_injected"][label], summary["faults_seen"][label]
