@@ -1,37 +1,54 @@
-"""Breathing from the chest accelerometer, causally, chunk by chunk.
+"""One partner's breathing, live, from whatever the strap sends: ACC, ECG or RR.
 
-Pipeline: block-average the 3-axis signal down to :data:`BREATH_FS_HZ`; band-pass each
-axis to the breathing band (removes gravity and slow posture drift); project on the
-dominant axis of a running (exponentially forgetting) covariance, i.e. a running PCA;
-fix the polarity so that inhaling is positive, using respiratory sinus arrhythmia
-(heart rate rises while the lungs fill); then detect inhale onsets (troughs) and
-exhale onsets (peaks) with an amplitude-relative hysteresis.
+:class:`BreathEstimator` takes accelerometer chunks, ECG chunks and heart beats and
+answers "where is this person in their breath now" with the best source it has:
+
+- ``"acc"``: chest accelerometer. :class:`AccWave` block-averages the 3 axes to
+  :data:`~coach.config.BREATH_FS_HZ`, holds the wave through sudden changes (posture
+  shifts, coughs) and removes the step they leave, band-passes them (removes gravity
+  and posture drift) and projects them on the dominant axis of a running covariance
+  (a running PCA, Bates et al. 2010 [1]_). Its polarity (inhale up) comes from heart rate, which
+  rises on inhaling (RSA).
+- ``"ecg"``: R peaks from the real-time detector, RSA from their R-R intervals, fused
+  with R amplitude and QRS area (ECG-derived respiration) by long-term quality.
+- ``"rr"``: RSA from the strap's own R-R intervals (every heart-rate strap).
+
+Every source goes through the same breath detection (:class:`coach.respiration.BreathWindow`,
+the offline analysis re-run on a trailing window): one detector for all sources.
+ACC is used while its quality holds, else ECG, else RR.
 
 References
 ----------
-Bates A, Ling MJ, Mann J, Arvind DK. Respiratory rate and flow waveform estimation
-from tri-axial accelerometer data. BSN 2010 (PCA of chest acceleration).
+.. [1] Bates A, Ling MJ, Mann J, Arvind DK. Respiratory rate and flow waveform
+   estimation from tri-axial accelerometer data. Int Conf Body Sensor Networks, 2010.
+.. [2] Karlen W, Raman S, Ansermino JM, Dumont GA. Multiparameter respiratory rate
+   estimation from the photoplethysmogram. IEEE Trans Biomed Eng. 2013;60(7):1946-1953.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Final
 
 import numpy as np
 from scipy import signal
 
-from coach.config import (
-    BREATH_AXIS_TAU_S,
-    BREATH_BAND_HZ,
-    BREATH_FS_HZ,
-    BREATH_MIN_PERIOD_S,
-)
-from coach.types import TWO_PI, AccChunk
+from coach import respiration as resp
+from coach.config import BREATH_AXIS_TAU_S, BREATH_BAND_HZ, BREATH_FS_HZ
+from coach.ecg import RPeakDetector
+from coach.rr import RRCleaner, rsa_points
+from coach.types import TWO_PI, AccChunk, EcgChunk
 
-RSA_LAG_S = 1.0  # heart rate follows lung volume by about a second
-POLARITY_WINDOW_S = 60.0
+MIN_QUALITY: Final = 0.25  # long-term spectral quality a source needs to be used [2]
+MIN_DATA_S: Final = 30.0  # s after the first data (of any source) before any rate is reported
+JUMP_LAG_S: Final = 0.2  # s, span over which a sudden change of acceleration is measured
+JUMP_MIN_MG: Final = 20.0  # mG per JUMP_LAG_S: no breath moves the chest this fast
+JUMP_FACTOR: Final = 5.0  # x the running rms change per JUMP_LAG_S, if that is larger
+JUMP_HOLD_S: Final = 1.0  # s the wave is held after the last sudden change
+JUMP_TAU_S: Final = 30.0  # s, memory of the running rms change
+SOURCE_SILENT_S: Final = 3.0  # s without data before a source is given up
+PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0, "rr": 0.0}  # s, see docs/breathing.md
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,104 +57,41 @@ class BreathEstimate:
 
     rate_bpm: float | None
     phase: float | None  # radians in [0, 2*pi), 0 at inhale onset
-    level: float | None  # breathing wave scaled to about -1..1
-    depth: float | None  # peak-to-trough of the breathing wave, sensor units
+    level: float | None  # breathing wave about -1 (empty) .. 1 (full), from the phase
+    depth: float | None  # median peak-to-trough of the wave (mG for acc, z units else)
     regularity: float | None  # 1 - coefficient of variation of recent breath periods
+    source: str | None = None  # "acc", "ecg" or "rr"
+    quality: float | None = None  # [0, 1], spectral prominence of the wave in use
 
 
-class BreathDetector:
-    """Inhale and exhale onsets in a breathing wave, with hysteresis, causally."""
+class AccWave:
+    """Chest acceleration to a one-dimensional breathing wave, chunk by chunk [1]_.
 
-    def __init__(self, min_period_s: float = BREATH_MIN_PERIOD_S) -> None:
-        self.min_period_s = min_period_s
-        self.inhale_onsets: deque[float] = deque(maxlen=12)
-        self.exhale_onsets: deque[float] = deque(maxlen=12)
-        self.depths: deque[float] = deque(maxlen=8)
-        self._rising = True
-        self._ext_t = 0.0
-        self._ext_y = 0.0
-        self._amp: float | None = None  # running peak-to-trough amplitude
-        self._last_peak: float | None = None
-        self._last_y = 0.0
-        self._warm: list[float] = []
-
-    def push(self, t: np.ndarray, y: np.ndarray) -> None:
-        for ti, yi in zip(t.tolist(), y.tolist(), strict=True):
-            self._last_y = yi
-            if self._amp is None:
-                self._warm.append(yi)
-                if len(self._warm) >= 8 * BREATH_FS_HZ:
-                    self._amp = max(2.0 * math.sqrt(2.0) * float(np.std(self._warm)), 1e-9)
-                    self._ext_t, self._ext_y = ti, yi
-                continue
-            self._step(ti, yi)
-
-    def _step(self, t: float, y: float) -> None:
-        assert self._amp is not None
-        h = 0.3 * self._amp
-        if self._rising:
-            if y > self._ext_y:
-                self._ext_t, self._ext_y = t, y
-            elif y < self._ext_y - h:
-                self.exhale_onsets.append(self._ext_t)
-                self._last_peak = self._ext_y
-                self._rising = False
-                self._ext_t, self._ext_y = t, y
-        else:
-            if y < self._ext_y:
-                self._ext_t, self._ext_y = t, y
-            elif y > self._ext_y + h:
-                self._trough(self._ext_t, self._ext_y)
-                self._rising = True
-                self._ext_t, self._ext_y = t, y
-
-    def _trough(self, t: float, y: float) -> None:
-        if self.inhale_onsets and t - self.inhale_onsets[-1] < self.min_period_s:
-            return
-        self.inhale_onsets.append(t)
-        if self._last_peak is not None:
-            depth = self._last_peak - y
-            self.depths.append(depth)
-            assert self._amp is not None
-            self._amp += 0.2 * (depth - self._amp)
-
-    def estimate(self, t_s: float) -> BreathEstimate:
-        level = None
-        if self._amp:
-            level = float(np.clip(2.0 * self._last_y / self._amp, -1.5, 1.5))
-        onsets = list(self.inhale_onsets)
-        if len(onsets) < 3:
-            return BreathEstimate(None, None, level, None, None)
-        periods = np.diff(onsets[-6:])
-        period = float(np.median(periods))
-        if t_s - onsets[-1] > 3.0 * period:  # the breathing wave has gone flat or lost
-            return BreathEstimate(None, None, level, None, None)
-        phase = (TWO_PI * (t_s - onsets[-1]) / period) % TWO_PI
-        regularity = float(np.clip(1.0 - np.std(periods) / np.mean(periods), 0.0, 1.0))
-        depth = float(np.median(self.depths)) if self.depths else None
-        return BreathEstimate(60.0 / period, phase, level, depth, regularity)
-
-
-class AccBreath:
-    """Causal breathing estimator for one chest accelerometer."""
+    Block averages to :data:`BREATH_FS_HZ`, a causal band-pass per axis and a running
+    covariance (memory :data:`BREATH_AXIS_TAU_S`) whose main eigenvector is the
+    breathing axis, kept from flipping sign between chunks. Vectorised per chunk.
+    """
 
     def __init__(self, fs_out_hz: float = BREATH_FS_HZ) -> None:
         self.fs_hz = fs_out_hz
-        self._sos = signal.butter(2, BREATH_BAND_HZ, btype="bandpass", fs=fs_out_hz, output="sos")
-        self._zi: np.ndarray | None = None
+        self.sos = signal.butter(2, BREATH_BAND_HZ, btype="bandpass", fs=fs_out_hz, output="sos")
+        self._filter = resp.SosStream(self.sos)
         self._block: int | None = None
         self._leftover = np.zeros((0, 3))
         self._next_t: float | None = None
         self._cov = np.eye(3) * 1e-6
-        self._axis = np.array([0.0, 0.0, 1.0])
-        self._polarity = 1.0
-        self._wave: deque[tuple[float, float]] = deque(maxlen=int(POLARITY_WINDOW_S * fs_out_hz))
-        self._beats: deque[tuple[float, float]] = deque(maxlen=120)
-        self._since_polarity = 0
-        self.detector = BreathDetector()
+        self.axis = np.array([0.0, 0.0, 1.0])
+        self._lag = max(1, round(JUMP_LAG_S * fs_out_hz))
+        self._recent = np.zeros((0, 3))  # last decimated samples, for the jump detector
+        self._offset = np.zeros(3)  # mG removed so that the wave goes on where it was held
+        self._held: np.ndarray | None = None  # value held during a jump, else None
+        self._hold_left = 0  # samples still to hold
+        self._jump_ms = (JUMP_MIN_MG / JUMP_FACTOR) ** 2  # running mean square change
+        self._last: np.ndarray | None = None  # newest output sample
+        self.jumps = 0  # sudden changes seen (posture shifts, coughs, knocks)
 
-    def push(self, chunk: AccChunk) -> None:
-        """Feed one accelerometer chunk."""
+    def push(self, chunk: AccChunk) -> tuple[np.ndarray, np.ndarray]:
+        """Feed one chunk; return (times, wave) of the new output samples."""
         if self._block is None:
             self._block = max(1, round(chunk.fs_hz / self.fs_hz))
         if self._next_t is None or not len(self._leftover):
@@ -146,50 +100,199 @@ class AccBreath:
         n = len(x) // self._block
         self._leftover = x[n * self._block :]
         if n == 0:
-            return
+            return np.empty(0), np.empty(0)
         xd = x[: n * self._block].reshape(n, self._block, 3).mean(axis=1)
         dt = self._block / chunk.fs_hz
-        t = self._next_t + (np.arange(n) + 0.5) * dt
+        t = self._next_t + (np.arange(n) + 0.5) * dt - 0.5 / chunk.fs_hz
         self._next_t += n * dt
-        self._process(t, xd)
-
-    def _process(self, t: np.ndarray, xd: np.ndarray) -> None:
-        if self._zi is None:
-            self._zi = signal.sosfilt_zi(self._sos)[:, :, None] * xd[0][None, None, :]
-        filt, self._zi = signal.sosfilt(self._sos, xd, axis=0, zi=self._zi)
-        alpha = math.exp(-len(filt) / (BREATH_AXIS_TAU_S * self.fs_hz))
-        self._cov = alpha * self._cov + (1 - alpha) * (filt.T @ filt) / len(filt)
+        xd = self._despike(xd)
+        filt = self._filter.process(xd)
+        alpha = math.exp(-n / (BREATH_AXIS_TAU_S * self.fs_hz))
+        self._cov = alpha * self._cov + (1 - alpha) * (filt.T @ filt) / n
         axis = np.linalg.eigh(self._cov)[1][:, -1]
-        if float(axis @ self._axis) < 0:
-            axis = -axis
-        self._axis = axis
-        y = filt @ axis
-        self._wave.extend(zip(t.tolist(), y.tolist(), strict=True))
-        self._since_polarity += len(y)
-        if self._since_polarity >= 10 * self.fs_hz:
-            self._since_polarity = 0
-            self._update_polarity()
-        self.detector.push(t, self._polarity * y)
+        self.axis = axis if float(axis @ self.axis) >= 0 else -axis
+        # project the unfiltered samples: the zero-phase window filter band-limits them
+        # later, whereas the causal band-pass would shift the breath's phase
+        return t, xd @ self.axis
+
+    def _despike(self, xd: np.ndarray) -> np.ndarray:
+        """Hold the wave through sudden changes and remove the step they leave.
+
+        A posture shift turns gravity by hundreds of mG within a second and a cough
+        jolts the chest; breathing never moves it that fast. Where the change over
+        :data:`JUMP_LAG_S` exceeds the larger of :data:`JUMP_MIN_MG` and
+        :data:`JUMP_FACTOR` x its running rms, the last clean value is held until
+        :data:`JUMP_HOLD_S` after the last such change; then the new level is offset
+        to continue from the held one, so no step reaches the breathing filter.
+        """
+        hist = np.concatenate([self._recent, xd])
+        k0 = len(self._recent)
+        change = np.full(len(xd), -1.0)
+        if len(hist) > self._lag:
+            d = np.linalg.norm(hist[self._lag :] - hist[: -self._lag], axis=1)
+            change[max(0, self._lag - k0) :] = d[max(0, k0 - self._lag) :]
+        self._recent = hist[-self._lag :]
+        out = xd - self._offset
+        a = 1.0 / (JUMP_TAU_S * self.fs_hz)
+        hold = round(JUMP_HOLD_S * self.fs_hz)
+        for i, c in enumerate(change.tolist()):
+            thr = max(JUMP_MIN_MG, JUMP_FACTOR * math.sqrt(self._jump_ms))
+            if c > thr:
+                if self._held is None:
+                    self.jumps += 1
+                    prev = out[i - 1] if i else self._last
+                    self._held = (prev if prev is not None else out[i]).copy()
+                self._hold_left = hold
+            if self._held is not None:
+                if self._hold_left > 0:
+                    self._hold_left -= 1
+                    out[i] = self._held
+                    continue
+                self._offset = xd[i] - self._held
+                out[i:] = xd[i:] - self._offset
+                self._held = None
+            elif c >= 0:
+                self._jump_ms += a * (c * c - self._jump_ms)
+        self._last = out[-1].copy()
+        return out
+
+
+class BreathEstimator:
+    """Fused live breathing of one partner: ACC, then ECG-derived, then RR [2]_.
+
+    Feed :meth:`push_acc`, :meth:`push_ecg` and :meth:`push_beats` as data arrives;
+    :meth:`estimate` re-analyses at most once per :data:`~coach.respiration.UPDATE_S`
+    and otherwise extrapolates the phase, so calling it often is cheap.
+    """
+
+    def __init__(self) -> None:
+        self.acc = AccWave()
+        self._detector: RPeakDetector | None = None
+        self._ecg_rr = RRCleaner()
+        self._strap_rr = RRCleaner()
+        self._last_r: float | None = None
+        # source 0 of each window is heart rate (sign known); gain 0 = sign only
+        self.windows = {
+            "acc": resp.BreathWindow(
+                2,
+                gains=(0.0, 1.0),
+                band_hz=BREATH_BAND_HZ,
+                min_data_s=MIN_DATA_S,  # chest motion may start later than the beats
+                phase_cycles=resp.PHASE_CYCLES,
+            ),
+            "ecg": resp.BreathWindow(3),
+            "rr": resp.BreathWindow(1),
+        }
+        self.source: str | None = None
+        self._due_s = -math.inf
+        self._first_s: float | None = None  # time of the first data of any source
+        self._cached: BreathEstimate | None = None  # estimate at the last analysis
+        self._cached_t = -math.inf
+        self._phase_bpm: float | None = None  # rate the cached phase advances at
+
+    def push_acc(self, chunk: AccChunk) -> None:
+        """Chest accelerometer samples (mG)."""
+        self._first_s = chunk.t_s if self._first_s is None else self._first_s
+        t, y = self.acc.push(chunk)
+        if t.size:
+            self.windows["acc"].push(1, t, y)
+
+    def push_ecg(self, chunk: EcgChunk) -> None:
+        """ECG samples (uV): R peaks, then RSA, R amplitude and QRS area."""
+        self._first_s = chunk.t_s if self._first_s is None else self._first_s
+        if self._detector is None:
+            self._detector = RPeakDetector(chunk.fs_hz)
+        b = self._detector.process(chunk.ecg_uv, chunk.t_s)
+        if not b.t_s.size:
+            return
+        w = self.windows["ecg"]
+        w.push(1, b.t_s, b.amp_uv)
+        w.push(2, b.t_s, b.area_uvs)
+        prev = np.concatenate([[self._last_r if self._last_r is not None else np.nan], b.t_s])
+        self._last_r = float(b.t_s[-1])
+        for t, r in zip(b.t_s.tolist(), (1000.0 * np.diff(prev)).tolist(), strict=True):
+            if math.isfinite(r):
+                self._push_rsa(self._ecg_rr, [w], t, r)
 
     def push_beats(self, beat_t_s: tuple[float, ...], rr_ms: tuple[float, ...]) -> None:
-        """Heart beats, used only to tell inhale from exhale (RSA)."""
-        self._beats.extend(zip(beat_t_s, rr_ms, strict=True))
+        """Beats reported by the strap: time of each beat and the interval it ends."""
+        targets = [self.windows["rr"], self.windows["acc"]]
+        if self._first_s is None and beat_t_s:
+            self._first_s = beat_t_s[0] - rr_ms[0] / 1000.0
+        for t, r in zip(beat_t_s, rr_ms, strict=True):
+            self._push_rsa(self._strap_rr, targets, t, r)
 
-    def _update_polarity(self) -> None:
-        if len(self._beats) < 20 or len(self._wave) < 10 * self.fs_hz:
-            return
-        wt, wy = np.array(self._wave).T
-        bt, rr = np.array(self._beats).T
-        ok = (bt - RSA_LAG_S > wt[0]) & (bt - RSA_LAG_S < wt[-1])
-        if ok.sum() < 15:
-            return
-        hr = 60000.0 / rr[ok]
-        y_then = np.interp(bt[ok] - RSA_LAG_S, wt, wy)
-        corr = float(np.corrcoef(hr - hr.mean(), y_then)[0, 1])
-        sign = 1.0 if corr > 0 else -1.0
-        if sign != self._polarity and abs(corr) > 0.2:
-            self._polarity = sign
-            self.detector = BreathDetector()
+    @staticmethod
+    def _push_rsa(cleaner: RRCleaner, targets: list[resp.BreathWindow], t: float, r: float) -> None:
+        clean = cleaner.push(t, r)
+        if clean:
+            tc, rc = np.array(clean).T
+            tp, hr = rsa_points(tc, rc)
+            for w in targets:
+                w.push(0, tp, hr)
+
+    def _fresh(self, name: str, t_s: float) -> bool:
+        k = 1 if name in ("acc", "ecg") else 0
+        return t_s - self.windows[name].last_t(k) <= SOURCE_SILENT_S + resp.UPDATE_S
+
+    def update(self, t_s: float) -> None:
+        """Re-analyse the best fresh source (ACC while its quality holds, else ECG, else RR)."""
+        self._due_s = t_s + resp.UPDATE_S
+        self._cached = None
+        chosen = None
+        for name in ("acc", "ecg", "rr"):
+            if not self._fresh(name, t_s):
+                continue
+            w = self.windows[name]
+            st = w.update(t_s)
+            if name == "acc" and st is None:
+                break  # chest motion flows but fills its window: wait, don't switch sources
+            if st is not None and w.rate_bpm(t_s) is not None:
+                chosen = chosen or name
+                if st.quality >= MIN_QUALITY:
+                    chosen = name
+                    break
+        # the windows learn their sources' quality and sign from the start, but a
+        # window of a few breaths gives rates far off: report once there is more
+        early = self._first_s is None or t_s - self._first_s < MIN_DATA_S
+        self.source = None if early else chosen
 
     def estimate(self, t_s: float) -> BreathEstimate:
-        return self.detector.estimate(t_s)
+        """Rate, phase, level, depth, regularity, source and quality at ``t_s``.
+
+        Between analyses (no new breath can have been found) the last estimate is
+        reused with its phase advanced at its rate: cheap enough for every frame.
+        """
+        if t_s >= self._due_s:
+            self.update(t_s)
+        c = self._cached
+        if c is not None and t_s >= self._cached_t:
+            if c.phase is None or self._phase_bpm is None:
+                return c
+            phase = (c.phase + TWO_PI * self._phase_bpm / 60.0 * (t_s - self._cached_t)) % TWO_PI
+            return replace(c, phase=phase, level=-math.cos(phase))
+        self._cached, self._cached_t = self._analyse(t_s), t_s
+        w = self.windows.get(self.source or "")
+        self._phase_bpm = w.rate_bpm(t_s, w.phase_cycles) if w is not None else None
+        return self._cached
+
+    def _analyse(self, t_s: float) -> BreathEstimate:
+        if self.source is None:
+            return BreathEstimate(None, None, None, None, None)
+        w = self.windows[self.source]
+        st = w.state
+        assert st is not None
+        rate = w.rate_bpm(t_s)
+        if rate is None:
+            return BreathEstimate(None, None, st.level, None, None, self.source, st.quality)
+        depth = float(np.median(st.depth[-6:])) if st.depth.size else None
+        phase = w.phase(t_s, PHASE_DELAY_S[self.source])
+        return BreathEstimate(
+            rate,
+            phase,
+            -math.cos(phase) if phase is not None else st.level,  # smooth between updates
+            depth,
+            w.regularity(),
+            self.source,
+            st.quality,
+        )

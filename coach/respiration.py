@@ -22,7 +22,9 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
+import statistics
 from collections import deque
 from dataclasses import dataclass
 from typing import Final
@@ -67,13 +69,36 @@ def resp_sos(fs_hz: float, band_hz: tuple[float, float] = BAND_HZ, order: int = 
     return signal.butter(order, band_hz, btype="bandpass", fs=fs_hz, output="sos")
 
 
-def resp_clean(wave: np.ndarray, fs_hz: float, causal: bool = False) -> np.ndarray:
+def resp_clean(
+    wave: np.ndarray, fs_hz: float, causal: bool = False, band_hz: tuple[float, float] = BAND_HZ
+) -> np.ndarray:
     """Band-limit a breathing wave: zero-phase offline, or the causal filter."""
-    sos = resp_sos(fs_hz)
+    sos = resp_sos(fs_hz, band_hz)
     x = np.asarray(wave, dtype=np.float64)
     if causal:
         return SosStream(sos).process(x)
-    return signal.sosfiltfilt(sos, x - np.mean(x))
+    return resp_filtfilt(sos, x - np.mean(x))
+
+
+def resp_filtfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None) -> np.ndarray:
+    """Zero-phase filtering, equal to ``scipy.signal.sosfiltfilt`` with its defaults.
+
+    Along the last axis (several waves at once in one call). Odd extension of
+    3 x (2 x sections + 1) samples at each end; ``zi`` (from ``sosfilt_zi``) can be
+    passed in to save solving for it on every call.
+    """
+    zi = signal.sosfilt_zi(sos) if zi is None else zi
+    n = x.shape[-1]
+    pad = min(3 * (2 * len(sos) + 1), n - 1)
+    first, last = x[..., :1], x[..., -1:]
+    ext = np.concatenate(
+        [2 * first - x[..., pad:0:-1], x, 2 * last - x[..., -2 : -pad - 2 : -1]], axis=-1
+    )
+    z = zi.reshape(zi.shape[0], *([1] * (x.ndim - 1)), 2)
+    y, _ = signal.sosfilt(sos, ext, axis=-1, zi=z * ext[..., :1][None, ...])
+    y = y[..., ::-1]
+    y, _ = signal.sosfilt(sos, y, axis=-1, zi=z * y[..., :1][None, ...])
+    return y[..., ::-1][..., pad : pad + n]
 
 
 def resp_phase_delay_s(fs_hz: float, rate_bpm: float) -> float:
@@ -116,6 +141,14 @@ def _alternate(idx: np.ndarray, is_max: np.ndarray, x: np.ndarray) -> list[tuple
     return out
 
 
+def _upper_quartile(x: np.ndarray) -> float:
+    """``np.percentile(x, 75)`` (linear), without its overhead on short arrays."""
+    s = np.sort(x)
+    pos = 0.75 * (s.size - 1)
+    k = int(pos)
+    return float(s[k] + (s[min(k + 1, s.size - 1)] - s[k]) * (pos - k))
+
+
 def _local_threshold(ext: list[tuple[int, bool]], x: np.ndarray, span: int) -> np.ndarray:
     """Per-sample threshold: 0.3 x upper quartile of the swings within +-span samples."""
     pos = np.array([i for i, _ in ext], dtype=np.float64)
@@ -123,7 +156,7 @@ def _local_threshold(ext: list[tuple[int, bool]], x: np.ndarray, span: int) -> n
     mid = (pos[1:] + pos[:-1]) / 2
     lo = np.searchsorted(mid, mid - span)
     hi = np.searchsorted(mid, mid + span, side="right")
-    q3 = np.array([np.percentile(swings[a:b], 75) for a, b in zip(lo, hi, strict=True)])
+    q3 = np.array([_upper_quartile(swings[a:b]) for a, b in zip(lo, hi, strict=True)])
     return np.interp(np.arange(x.size), mid, AMPLITUDE_FRACTION * q3)
 
 
@@ -213,6 +246,19 @@ def resp_rate(breaths: Breaths, grid_s: np.ndarray) -> np.ndarray:
     return np.where(n > 0, tot / np.maximum(n, 1), np.nan)
 
 
+@functools.lru_cache(maxsize=32)
+def _hann(n: int) -> np.ndarray:
+    return signal.windows.hann(n, sym=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _band(nfft: int, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """Frequencies of the breathing band in an ``nfft`` spectrum, and their mask."""
+    f = np.fft.rfftfreq(nfft, 1.0 / fs_hz)
+    band = (f >= BAND_HZ[0]) & (f <= BAND_HZ[1])
+    return f[band], band
+
+
 def resp_quality(wave: np.ndarray, fs_hz: float) -> tuple[float, float]:
     """Spectral quality of a breathing wave: (peak rate in breaths/min, prominence).
 
@@ -220,179 +266,237 @@ def resp_quality(wave: np.ndarray, fs_hz: float) -> tuple[float, float]:
     in [0, 1]; a clean sinusoid scores near 1, noise near the band-width ratio [2]_.
     """
     x = np.asarray(wave, dtype=np.float64)
-    if x.size < 8 * fs_hz or not np.any(x != x[0]):
-        return math.nan, 0.0
-    nfft = max(1024, 1 << math.ceil(math.log2(x.size)))
-    f, p = signal.periodogram(x - x.mean(), fs=fs_hz, window="hann", nfft=nfft)
-    band = (f >= BAND_HZ[0]) & (f <= BAND_HZ[1])
-    if not np.any(p[band] > 0):
-        return math.nan, 0.0
-    fb, pb = f[band], p[band]
-    k = int(np.argmax(pb))
-    near = np.abs(fb - fb[k]) <= 0.04
-    return 60.0 * float(fb[k]), float(pb[near].sum() / pb.sum())
+    rate, prominence = resp_qualities(x[None, :], fs_hz)
+    return float(rate[0]), float(prominence[0])
 
 
-def resp_fuse(waves: list[np.ndarray], weights: list[float]) -> np.ndarray:
+def resp_qualities(waves: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`resp_quality` of several equally long waves (rows) at once."""
+    x = np.asarray(waves, dtype=np.float64)
+    k, n = x.shape
+    rate, prom = np.full(k, math.nan), np.zeros(k)
+    if n < 8 * fs_hz:
+        return rate, prom
+    nfft = max(1024, 1 << math.ceil(math.log2(n)))
+    spec = np.fft.rfft((x - x.mean(axis=1, keepdims=True)) * _hann(n), nfft, axis=1)
+    fb, band = _band(nfft, fs_hz)
+    pb = np.abs(spec[:, band]) ** 2
+    total = pb.sum(axis=1)
+    ok = np.any(x != x[:, :1], axis=1) & np.any(pb > 0, axis=1)
+    peak = np.argmax(pb, axis=1)
+    near = np.abs(fb[None, :] - fb[peak][:, None]) <= 0.04
+    rate[ok] = 60.0 * fb[peak][ok]
+    prom[ok] = (pb * near).sum(axis=1)[ok] / total[ok]
+    return rate, prom
+
+
+def resp_fuse(
+    waves: list[np.ndarray], weights: list[float], signs: list[float] | None = None
+) -> np.ndarray:
     """Weighted sum of standardised waves, each sign-aligned to the first [2]_ [3]_.
 
     The first wave must have a known sign (e.g. heart rate, which rises on inhaling);
-    ECG amplitudes fall or rise with inhalation depending on the electrodes.
+    ECG amplitudes fall or rise with inhalation depending on the electrodes. Without
+    ``signs`` each wave's sign is that of its dot product with the first.
     """
     ref = waves[0] - waves[0].mean()
     out = np.zeros_like(ref, dtype=np.float64)
-    for w, q in zip(waves, weights, strict=True):
+    for k, (w, q) in enumerate(zip(waves, weights, strict=True)):
         z = (w - w.mean()) / (w.std() or 1.0)
-        out += q * (1.0 if np.dot(z, ref) >= 0 else -1.0) * z
+        s = signs[k] if signs is not None else (1.0 if np.dot(z, ref) >= 0 else -1.0)
+        out += q * s * z
     return out
-
-
-class WaveFuser:
-    """Causal fusion of breathing waves sampled on one grid [2]_ [3]_.
-
-    Each source is band-limited, standardised by a running variance, sign-aligned to
-    source 0 by a running covariance and weighted by its spectral quality over the
-    last :data:`QUALITY_WINDOW_S`, refreshed every 4 s. Memory is bounded.
-    """
-
-    def __init__(self, n_sources: int, fs_hz: float = WAVE_FS_HZ) -> None:
-        self.fs_hz = fs_hz
-        self._filters = [SosStream(resp_sos(fs_hz)) for _ in range(n_sources)]
-        self._pending: list[deque[float]] = [deque() for _ in range(n_sources)]
-        self._recent: list[deque[float]] = [
-            deque(maxlen=round(QUALITY_WINDOW_S * fs_hz)) for _ in range(n_sources)
-        ]
-        self._var = np.ones(n_sources)
-        self._cov = np.zeros(n_sources)
-        self.weights = np.ones(n_sources)
-        self._n = 0
-        self._alpha = 1.0 / (QUALITY_WINDOW_S * fs_hz)
-
-    def push(self, source: int, samples: np.ndarray) -> None:
-        """Add consecutive grid samples of one source (all sources share a grid)."""
-        self._pending[source].extend(self._filters[source].process(samples).tolist())
-
-    def pop(self) -> np.ndarray:
-        """Fused samples for every grid point all sources have reached."""
-        n = min(len(p) for p in self._pending)
-        out = np.empty(n)
-        for k in range(n):
-            v = np.array([p.popleft() for p in self._pending])
-            out[k] = self._fuse(v)
-        return out
-
-    def _fuse(self, v: np.ndarray) -> float:
-        a = self._alpha if self._n > 4 * self.fs_hz else 1.0 / (self._n + 1)
-        self._var += a * (v * v - self._var)
-        z = v / np.sqrt(np.maximum(self._var, 1e-300))
-        self._cov += a * (z * z[0] - self._cov)
-        for r, x in zip(self._recent, z.tolist(), strict=True):
-            r.append(x)
-        if self._n % round(4 * self.fs_hz) == 0:
-            self.weights = np.array(
-                [resp_quality(np.array(r), self.fs_hz)[1] for r in self._recent]
-            )
-        self._n += 1
-        return float(np.sum(self.weights * np.where(self._cov >= 0, 1.0, -1.0) * z))
 
 
 # ----------------------------------------------------------------------------- causal
 
+WINDOW_S: Final = 60.0  # s, trailing window re-analysed live
+UPDATE_S: Final = 1.0  # s, how often the live window is re-analysed
+QUALITY_TAU_S: Final = 300.0  # s, memory of each source's spectral quality
+WEIGHT_POWER: Final = 4.0  # fusion weight = long-term quality ** this (tuned, docs/breathing.md)
+STALE_PERIODS: Final = 2.5  # periods without a breath before the rate is unknown
+PHASE_CYCLES: Final = 3  # newest cycles whose median period extrapolates a chest-motion phase
+
 
 @dataclass(frozen=True, slots=True)
-class BreathEvent:
-    """A breath event found live: ``kind`` is "onset" (inhale) or "exhale"."""
+class WindowState:
+    """The latest analysis of a :class:`BreathWindow` (times in seconds).
+
+    ``onset_s`` / ``exhale_s``: events inside the window; ``level``: the newest value of
+    the fused wave over half the median depth (about -1..1); ``quality``: spectral
+    prominence of the fused wave in [0, 1].
+    """
 
     t_s: float
-    kind: str
-    depth: float
+    onset_s: np.ndarray
+    exhale_s: np.ndarray
+    depth: np.ndarray
+    level: float
+    quality: float
 
 
-class BreathTracker:
-    """Causal breath detection on a breathing wave, chunk by chunk.
+class BreathWindow:
+    """Live breath estimation: the offline analysis re-run on a trailing window.
 
-    The wave is band-limited with the causal breathing filter; an extremum is
-    confirmed when the wave has moved away from it by a hysteresis of 0.3 x the
-    median recent swing (the causal analogue of [1]_). Event times are back-dated by
-    the filter's phase delay at the current rate, so the phase stays aligned.
+    Every :data:`UPDATE_S` the last :data:`WINDOW_S` of each source are resampled to
+    the 4 Hz grid, band-limited with the zero-phase filter, fused and counted exactly
+    as offline (:func:`resp_clean`, :func:`resp_fuse`, :func:`resp_breaths` [1]_),
+    using only data up to the update time, so the estimate is causal. The filter's
+    edge costs accuracy only for the newest, not yet confirmed, breath.
+
+    Fusion weights are each source's spectral quality [2]_ averaged over
+    :data:`QUALITY_TAU_S` and raised to :data:`WEIGHT_POWER` (a source that is poor
+    for this person stays out even in a window where it looks clean); signs are the
+    long-term sign of each source's correlation with source 0 (heart rate, whose sign
+    is known), so they cannot flip from window to window. ``gains`` scale the weights:
+    a gain of 0 uses a source only to set the others' signs. Memory is bounded.
     """
 
     def __init__(
-        self, fs_hz: float = WAVE_FS_HZ, prefiltered: bool = False, history: int = 8
+        self,
+        n_sources: int,
+        gains: tuple[float, ...] | None = None,
+        band_hz: tuple[float, float] = BAND_HZ,
+        window_s: float = WINDOW_S,
+        fs_hz: float = WAVE_FS_HZ,
+        cycles: int = 1,
+        min_data_s: float = 0.0,
+        phase_cycles: int = 1,
     ) -> None:
-        self.fs_hz = fs_hz
-        self._filter = None if prefiltered else SosStream(resp_sos(fs_hz))
-        self._n = 0
-        self._rising = True
-        self._ext_v = -math.inf
-        self._ext_i = 0
-        self._last_v = 0.0
-        self._swings: deque[float] = deque(maxlen=history)
-        self._onsets: deque[float] = deque(maxlen=history)
-        self._exhales: deque[float] = deque(maxlen=history)
-        self._t0_s = 0.0
+        self.fs_hz, self.window_s = fs_hz, window_s
+        self.cycles = cycles  # newest cycles (of onsets and of exhales) whose median is the rate
+        self.min_data_s = min_data_s  # s of data the window needs before it reports
+        self.phase_cycles = phase_cycles  # newest cycles whose median period advances the phase
+        self.gains = np.asarray(gains if gains is not None else (1.0,) * n_sources, float)
+        self._sos = resp_sos(fs_hz, band_hz)
+        self._zi = signal.sosfilt_zi(self._sos)
+        self._t = [np.empty(0) for _ in range(n_sources)]
+        self._v = [np.empty(0) for _ in range(n_sources)]
+        self._q = np.zeros(n_sources)
+        self._corr = np.zeros(n_sources)
+        self._updates = 0
+        self.state: WindowState | None = None
+        self.onsets: deque[float] = deque(maxlen=64)  # committed events, for reports
+        self.exhales: deque[float] = deque(maxlen=64)
 
-    def process(self, wave: np.ndarray, t0_s: float) -> list[BreathEvent]:
-        """Feed wave samples starting at ``t0_s``; return the events confirmed."""
-        if self._n == 0:
-            self._t0_s = t0_s
-        y = np.asarray(wave, dtype=np.float64)
-        if self._filter is not None:
-            y = self._filter.process(y)
-        events: list[BreathEvent] = []
-        for v in y.tolist():
-            ev = self._step(v)
-            if ev is not None:
-                events.append(ev)
-            self._n += 1
-        return events
+    def push(self, source: int, t_s: np.ndarray, values: np.ndarray) -> None:
+        """Add points (beats or samples, increasing times) of one source."""
+        t, v = self._t[source], self._v[source]
+        if t.size and t[0] < t[-1] - 1.5 * self.window_s:  # bounded even if never updated
+            keep = np.searchsorted(t, t[-1] - self.window_s - 2.0)
+            t, v = t[keep:], v[keep:]
+        self._t[source] = np.concatenate([t, np.asarray(t_s, float)])
+        self._v[source] = np.concatenate([v, np.asarray(values, float)])
 
-    def _hysteresis(self) -> float:
-        return AMPLITUDE_FRACTION * float(np.median(self._swings)) if self._swings else 0.0
+    def last_t(self, source: int) -> float:
+        return float(self._t[source][-1]) if self._t[source].size else -math.inf
 
-    def _step(self, v: float) -> BreathEvent | None:
-        if (v > self._ext_v) == self._rising or self._n == 0:
-            self._ext_v, self._ext_i = v, self._n
+    def update(self, t_s: float) -> WindowState | None:
+        """Re-analyse the window ending at ``t_s``; None if too little data."""
+        lo = t_s - self.window_s
+        for k in range(len(self._t)):
+            keep = np.searchsorted(self._t[k], lo - 2.0)
+            self._t[k], self._v[k] = self._t[k][keep:], self._v[k][keep:]
+        waves = self._waves(lo, t_s)
+        if waves is None or t_s - waves[0] < self.min_data_s:
             return None
-        if abs(v - self._ext_v) <= self._hysteresis() or abs(v - self._ext_v) == 0:
+        t0, clean = waves
+        self._learn(clean)
+        w = self.gains * self._q**WEIGHT_POWER
+        signs = list(np.where(self._corr >= 0, 1.0, -1.0))
+        fused = resp_fuse(clean, list(w if w.sum() > 0 else self.gains), signs)
+        b = resp_breaths(fused, self.fs_hz, t0)
+        half = float(np.median(b.depth)) / 2 if b.depth.size else 0.0
+        level = float(np.clip(fused[-1] / half, -1.5, 1.5)) if half > 0 else 0.0
+        self.state = WindowState(
+            t_s, b.onset_s, b.exhale_s, b.depth, level, resp_quality(fused, self.fs_hz)[1]
+        )
+        self._commit(b, t_s)
+        return self.state
+
+    def _waves(self, lo: float, hi: float) -> tuple[float, list[np.ndarray]] | None:
+        """Band-limited 4 Hz waves of the window; a source without data is flat."""
+        live = [k for k, t in enumerate(self._t) if t.size >= 2 and t[-1] > lo]
+        if not live:
             return None
-        swing = abs(self._ext_v - self._last_v)
-        t = self._t0_s + self._ext_i / self.fs_hz - self._delay_s()
-        kind = "exhale" if self._rising else "onset"
-        self._last_v, self._rising = self._ext_v, not self._rising
-        self._ext_v, self._ext_i = v, self._n
-        if self._swings and swing < self._hysteresis():
-            return None  # a ripple: keep the turn, report no breath
-        self._swings.append(swing)
-        (self._exhales if kind == "exhale" else self._onsets).append(t)
-        return BreathEvent(t, kind, swing)
+        t0 = math.ceil(max(lo, *(self._t[k][0] for k in live)) * self.fs_hz) / self.fs_hz
+        t1 = min(hi, *(self._t[k][-1] for k in live))
+        grid = np.arange(t0, t1 + 1e-9, 1.0 / self.fs_hz)
+        if grid.size < 8 * self.fs_hz:
+            return None
+        raw = np.array([np.interp(grid, self._t[k], self._v[k]) for k in live])
+        done = resp_filtfilt(self._sos, raw - raw.mean(axis=1, keepdims=True), self._zi)
+        clean = [np.zeros(grid.size) for _ in self._t]
+        for j, k in enumerate(live):
+            clean[k] = done[j]
+        return t0, clean
 
-    def _delay_s(self) -> float:
-        r = self.rate_bpm(None)
-        return resp_phase_delay_s(self.fs_hz, r if math.isfinite(r) else 12.0)
+    def _learn(self, clean: list[np.ndarray]) -> None:
+        """Long-term quality and sign of each source (exponential memory)."""
+        self._updates += 1
+        a = max(1.0 / self._updates, UPDATE_S / QUALITY_TAU_S)
+        q = resp_qualities(np.array(clean), self.fs_hz)[1]
+        sd = [float(x.std()) for x in clean]
+        if sd[0] > 0:
+            c = np.array(
+                [
+                    float(np.mean(clean[0] * x)) / (sd[0] * (s or 1.0))
+                    for x, s in zip(clean, sd, strict=True)
+                ]
+            )
+            self._corr += a * (c - self._corr)
+        else:
+            self._corr[0] = 1.0
+        self._q += a * (q - self._q)
 
-    def rate_bpm(self, t_s: float | None, cycles: int = 2) -> float:
-        """Mean rate over the last ``cycles`` onset and exhale cycles; NaN if stale."""
-        periods: list[float] = []
-        for ev in (self._onsets, self._exhales):
-            e = list(ev)[-(cycles + 1) :]
-            periods += np.diff(e).tolist()
+    def _commit(self, b: Breaths, t_s: float) -> None:
+        """Keep events a period old (settled, away from the window's edge), once each."""
+        period = 60.0 / (self.rate_bpm() or 12.0)
+        for new, kept in ((b.onset_s, self.onsets), (b.exhale_s, self.exhales)):
+            for t in new[new <= t_s - period].tolist():
+                if not kept or t > kept[-1] + 0.5 * period:
+                    kept.append(t)
+
+    def rate_bpm(self, t_s: float | None = None, cycles: int | None = None) -> float | None:
+        """Rate from the newest ``cycles`` (default: the window's) onset and exhale
+        cycles, the median of their periods; None if unknown or stale."""
+        st = self.state
+        if st is None:
+            return None
+        n = (cycles or self.cycles) + 1
+        periods = [float(p) for e in (st.onset_s, st.exhale_s) for p in np.diff(e[-n:])]
         periods = [p for p in periods if 60.0 / RATE_MAX_BPM <= p <= 60.0 / RATE_MIN_BPM]
         if not periods:
-            return math.nan
-        period = float(np.mean(periods))
-        last = max(
-            self._onsets[-1] if self._onsets else -math.inf,
-            self._exhales[-1] if self._exhales else -math.inf,
-        )
-        if t_s is not None and t_s - last > max(2.5 * period, 20.0):
-            return math.nan
+            return None
+        period = statistics.median(periods)
+        newest = max(e[-1] for e in (st.onset_s, st.exhale_s) if e.size)
+        if (t_s if t_s is not None else st.t_s) - newest > STALE_PERIODS * period + UPDATE_S:
+            return None
         return 60.0 / period
 
-    def phase(self, t_s: float) -> float:
-        """Phase in [0, 2*pi) at ``t_s``: 0 at the last inhale onset, held below 2*pi."""
-        r = self.rate_bpm(t_s)
-        if not self._onsets or not math.isfinite(r):
-            return math.nan
-        frac = (t_s - self._onsets[-1]) * r / 60.0
-        return TWO_PI * min(max(frac, 0.0), 0.999)
+    def phase(self, t_s: float, delay_s: float = 0.0) -> float | None:
+        """Phase in [0, 2*pi) at ``t_s``, extrapolated from the newest breath event.
+
+        The newest inhale onset (phase 0) or exhale onset (phase 2*pi x the window's
+        mean inhale fraction), whichever is later, so the extrapolation is short.
+        ``delay_s``: how late the wave shows a breath (e.g. the heart-rate lag).
+        """
+        r = self.rate_bpm(t_s, self.phase_cycles)
+        st = self.state
+        if r is None or st is None or not st.onset_s.size:
+            return None
+        ref, start = float(st.onset_s[-1]), 0.0
+        if st.exhale_s.size and st.exhale_s[-1] > ref:
+            k = np.searchsorted(st.exhale_s, st.onset_s[:-1], side="right")
+            ok = k < st.exhale_s.size
+            ins = (st.exhale_s[k[ok]] - st.onset_s[:-1][ok]) / np.diff(st.onset_s)[ok]
+            frac = float(np.clip(np.median(ins), 0.2, 0.8)) if ins.size else 0.4
+            ref, start = float(st.exhale_s[-1]), TWO_PI * frac
+        return (start + TWO_PI * (t_s + delay_s - ref) * r / 60.0) % TWO_PI
+
+    def regularity(self) -> float | None:
+        """1 - coefficient of variation of the inhale-to-inhale periods in the window."""
+        if self.state is None or self.state.onset_s.size < 4:
+            return None
+        p = np.diff(self.state.onset_s[-7:])
+        return float(np.clip(1.0 - p.std() / p.mean(), 0.0, 1.0))

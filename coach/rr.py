@@ -43,9 +43,16 @@ WINDOW_BEATS: Final = 91  # intervals for the thresholds [1]
 MEDIAN_BEATS: Final = 11  # intervals for the local median [1]
 
 
+def _quantile(s: np.ndarray, q: float) -> float:
+    """``np.percentile(s, 100 * q)`` (linear) of an already sorted array, without its overhead."""
+    pos = q * (s.size - 1)
+    k = int(pos)
+    return float(s[k] + (s[min(k + 1, s.size - 1)] - s[k]) * (pos - k))
+
+
 def _qd_threshold(x: np.ndarray) -> float:
-    q1, q3 = np.percentile(np.abs(x), [25, 75])
-    return ALPHA * (q3 - q1) / 2.0
+    s = np.sort(np.abs(x))
+    return ALPHA * (_quantile(s, 0.75) - _quantile(s, 0.25)) / 2.0
 
 
 def _classify(rr: np.ndarray, j: int) -> str:
@@ -56,8 +63,8 @@ def _classify(rr: np.ndarray, j: int) -> str:
     """
     drr = np.diff(rr, prepend=rr[0])
     th1 = _qd_threshold(drr[1:]) or 1.0
-    med = np.median(rr[max(0, j - MEDIAN_BEATS + 1) : j + 1])
-    mrr_all = rr - np.median(rr)
+    med = _quantile(np.sort(rr[max(0, j - MEDIAN_BEATS + 1) : j + 1]), 0.5)
+    mrr_all = rr - _quantile(np.sort(rr), 0.5)
     mrr_all = np.where(mrr_all < 0, 2 * mrr_all, mrr_all)
     th2 = _qd_threshold(mrr_all) or 1.0
     m = rr[j] - med

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from coach.alert import ALERT_HR_WINDOW_S, ArousalAlert
-from coach.breath import AccBreath
+from coach.breath import BreathEstimator
 from coach.calm import CalmScore, Features
 from coach.coherence import COHERENCE_EVERY_S, COHERENCE_WINDOW_S, hrv_coherence
 from coach.config import STRAP_SILENT_S
@@ -28,13 +28,15 @@ class PartnerTracker:
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.breath = AccBreath()
+        self.breath = BreathEstimator()  # fused ACC / ECG-derived / RR breathing
         self.heart = HeartTracker()
         self.calm = CalmScore()
         self.alert = ArousalAlert()
         self.coherence: float | None = None
         self.rsa_bpm: float | None = None
         self._slow_due_s: float | None = None  # next time for the once-in-a-while figures
+        self._second_due_s: float | None = None  # next time for the once-a-second figures
+        self.rmssd: float | None = None
         self.condition: StrapCondition = "connecting"
         self._reported: StrapCondition | None = None  # the driver's last word on the link
         self.battery_pct: int | None = None
@@ -61,7 +63,7 @@ class PartnerTracker:
         if self.condition in ("connecting", "lost") and self._reported in (None, "ok"):
             self._set_condition("ok")  # data flows again (frames still in flight do not count)
         if isinstance(event, AccChunk):
-            self.breath.push(event)
+            self.breath.push_acc(event)
         elif isinstance(event, HeartRate):
             self.heart.push(event)
             self.breath.push_beats(event.beat_t_s, event.rr_ms)
@@ -70,7 +72,7 @@ class PartnerTracker:
             elif event.contact and self.condition == "no-contact":
                 self._set_condition("ok")
         elif isinstance(event, EcgChunk):
-            pass  # ECG-derived breathing arrives with the estimators that use it
+            self.breath.push_ecg(event)
 
     def _set_condition(self, condition: StrapCondition) -> None:
         if condition == self.condition:
@@ -94,12 +96,9 @@ class PartnerTracker:
             return PartnerState(self.label, self.condition, battery_pct=self.battery_pct)
         est = self.breath.estimate(t_s)
         hr = self.heart.hr_bpm()
-        rmssd = self.heart.rmssd_ms(t_s)
-        self._slow_figures(t_s)
-        features = Features(hr, rmssd, est.rate_bpm, est.regularity, self.rsa_bpm)
-        calm = self.calm.update(t_s, features)
-        alert_hr = self.heart.hr_recent_bpm(t_s, ALERT_HR_WINDOW_S)
-        alert = self.alert.update(t_s, alert_hr, est.rate_bpm)
+        if self._second_due_s is None or t_s >= self._second_due_s:
+            self._second_figures(t_s, hr, est.rate_bpm, est.regularity)
+        rmssd, calm, alert = self.rmssd, self.calm.value, self.alert.active
         return PartnerState(
             self.label,
             self.condition,
@@ -109,14 +108,24 @@ class PartnerTracker:
             hr_bpm=hr,
             rmssd_ms=rmssd,
             calm=calm,
-            source="acc" if est.rate_bpm is not None else None,
-            quality=est.regularity,
+            source=est.source if est.rate_bpm is not None else None,
+            quality=est.quality,
             battery_pct=self.battery_pct,
             alert=alert,
             coherence=self.coherence,
             rsa_bpm=self.rsa_bpm,
             regularity=est.regularity,
         )
+
+    def _second_figures(
+        self, t_s: float, hr: float | None, rate: float | None, regularity: float | None
+    ) -> None:
+        """RMSSD, calm and alert, once a second (they change over seconds, not frames)."""
+        self._second_due_s = t_s + 1.0
+        self.rmssd = self.heart.rmssd_ms(t_s)
+        self._slow_figures(t_s)
+        self.calm.update(t_s, Features(hr, self.rmssd, rate, regularity, self.rsa_bpm))
+        self.alert.update(t_s, self.heart.hr_recent_bpm(t_s, ALERT_HR_WINDOW_S), rate)
 
     def _slow_figures(self, t_s: float) -> None:
         """RSA amplitude and coherence, every COHERENCE_EVERY_S seconds."""

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from coach.breath import AccBreath, BreathDetector
-from coach.types import TWO_PI
+from coach.breath import AccWave, BreathEstimator
+from coach.types import TWO_PI, AccChunk
 from sims.person import Person, PersonSpec
 
 
 def _follow(spec: PersonSpec, seconds: float, seed: int = 11):
     person = Person(spec, np.random.default_rng(seed))
-    est = AccBreath()
+    est = BreathEstimator()
     truth_onsets, rates, phases = [], [], []
     prev_phase = person.phase
     for k in range(1, int(seconds / 0.25) + 1):
@@ -22,7 +22,7 @@ def _follow(spec: PersonSpec, seconds: float, seed: int = 11):
             frac = (TWO_PI - prev_phase) / (person.phase + TWO_PI - prev_phase)
             truth_onsets.append(person.t_s - 0.25 + 0.25 * frac)
         prev_phase = person.phase
-        est.push(sig.acc)
+        est.push_acc(sig.acc)
         est.push_beats(tuple(sig.beat_t_s), tuple(sig.rr_ms))
         e = est.estimate(person.t_s)
         rates.append((person.t_s, e.rate_bpm))
@@ -44,7 +44,8 @@ def test_rate_matches_the_true_breathing_rate(arousal: float) -> None:
 
 def test_inhale_onsets_are_found_where_they_happen() -> None:
     _, est, onsets, _, _ = _follow(PersonSpec("A", arousal=0.3), 240)
-    found = np.array([t for t in est.detector.inhale_onsets if t > 60])
+    assert est.source == "acc"
+    found = np.array([t for t in est.windows["acc"].onsets if t > 60])
     assert len(found) >= 5
     errors = [np.min(np.abs(onsets - t)) for t in found]
     assert np.median(errors) < 0.6  # seconds: polarity right, onset on the trough
@@ -58,7 +59,7 @@ def test_phase_tracks_the_true_phase() -> None:
 
 
 def test_band_pass_removes_energy_above_3_hz() -> None:
-    sos = AccBreath()._sos
+    sos = AccWave().sos
     fs = 25.0
     t = np.arange(0, 120, 1 / fs)
     fast = np.sin(2 * np.pi * 5.0 * t)
@@ -67,9 +68,79 @@ def test_band_pass_removes_energy_above_3_hz() -> None:
     assert np.std(signal.sosfilt(sos, slow)[500:]) > 0.6
 
 
-def test_detector_reports_nothing_for_a_flat_line() -> None:
-    det = BreathDetector()
-    t = np.arange(0, 60, 0.04)
-    det.push(t, np.zeros_like(t))
-    est = det.estimate(60.0)
-    assert est.rate_bpm is None and est.phase is None
+def test_estimator_reports_nothing_for_a_flat_line() -> None:
+    est = BreathEstimator()
+    est.push_acc(AccChunk(0.0, "A", 200.0, np.tile([-1000.0, 0.0, 0.0], (12000, 1))))
+    e = est.estimate(60.0)
+    assert e.rate_bpm is None and e.phase is None
+
+
+def test_plain_hr_strap_breathing_comes_from_rr_alone() -> None:
+    person = Person(PersonSpec("A", arousal=0.2, rsa_bpm=12.0), np.random.default_rng(5))
+    est = BreathEstimator()
+    onsets, prev, rates = [], person.phase, []
+    for k in range(1, 4 * 240 + 1):
+        sig = person.advance(k * 0.25)
+        if person.phase < prev:
+            onsets.append(person.t_s)
+        prev = person.phase
+        est.push_beats(tuple(sig.beat_t_s), tuple(sig.rr_ms))
+        e = est.estimate(person.t_s)
+        if person.t_s > 90 and e.rate_bpm is not None:
+            rates.append(e.rate_bpm)
+    true_bpm = 60.0 / np.median(np.diff(np.array(onsets)[np.array(onsets) > 90]))
+    assert est.source == "rr"
+    assert len(rates) > 0.8 * 4 * 150
+    assert np.median(rates) == pytest.approx(true_bpm, abs=1.0)
+
+
+def _with_posture_shift_and_cough(acc: AccChunk, at_s: float) -> AccChunk:
+    """Gravity turns by 20 degrees within 1.5 s at ``at_s`` and a cough jolts 40 s later."""
+    t = acc.t_s + np.arange(len(acc.acc_mg)) / acc.fs_hz
+    ang = np.radians(20.0) * np.clip((t - at_s) / 1.5, 0.0, 1.0)
+    x = acc.acc_mg.copy()
+    x[:, 0] += -1000.0 * (np.cos(ang) - 1.0)
+    x[:, 2] += 1000.0 * np.sin(ang)
+    d = t - at_s - 40.0
+    k = (d >= 0) & (d < 0.6)
+    x[k] += (150.0 * np.sin(2 * np.pi * 6.0 * d[k]) * np.exp(-d[k] / 0.1))[:, None]
+    return AccChunk(acc.t_s, acc.label, acc.fs_hz, x)
+
+
+def test_rate_holds_through_a_posture_shift_and_a_cough() -> None:
+    person = Person(PersonSpec("A", arousal=0.3), np.random.default_rng(7))
+    est = BreathEstimator()
+    onsets, prev, rates = [], person.phase, []
+    for k in range(1, 4 * 240 + 1):
+        sig = person.advance(k * 0.25)
+        if person.phase < prev:
+            onsets.append(person.t_s)
+        prev = person.phase
+        est.push_acc(_with_posture_shift_and_cough(sig.acc, 120.0))
+        est.push_beats(tuple(sig.beat_t_s), tuple(sig.rr_ms))
+        e = est.estimate(person.t_s)
+        if 120.0 <= person.t_s < 200.0:
+            rates.append(e.rate_bpm)
+    assert est.acc.jumps >= 2  # the shift and the cough were seen
+    assert sum(r is not None for r in rates) > 0.9 * len(rates)
+    late = np.array(onsets)[(np.array(onsets) >= 110.0) & (np.array(onsets) < 200.0)]
+    true_bpm = 60.0 * (late.size - 1) / (late[-1] - late[0])
+    assert np.median([r for r in rates if r is not None]) == pytest.approx(true_bpm, abs=1.0)
+
+
+def test_no_rate_before_thirty_seconds_of_chest_motion() -> None:
+    _, _, _, rates, _ = _follow(PersonSpec("A", arousal=0.5), 45)
+    assert all(r is None for t, r in rates if t < 29.0)
+    assert any(r is not None for t, r in rates if t > 35.0)
+
+
+def test_phase_between_analyses_advances_at_the_breathing_rate() -> None:
+    _, est, _, _, _ = _follow(PersonSpec("A", arousal=0.5), 120)
+    est.estimate(121.0)  # due: a fresh analysis; the next second only extrapolates
+    a = est.estimate(121.1)
+    b = est.estimate(121.6)
+    assert a.phase is not None and b.phase is not None and a.rate_bpm is not None
+    advance = (b.phase - a.phase) % TWO_PI
+    per_min = advance / TWO_PI / 0.5 * 60.0
+    assert per_min == pytest.approx(a.rate_bpm, rel=0.3)  # the phase moves at about the rate
+    assert b.level == pytest.approx(-np.cos(b.phase))

@@ -61,18 +61,61 @@ def test_fusion_aligns_an_inverted_source():
     assert np.corrcoef(fused, x)[0, 1] > 0.99
 
 
-def test_causal_tracker_rate_and_phase():
+def test_causal_window_rate_and_phase():
     t, x, ph = breathing([10, 18], 150)
-    tr = resp.BreathTracker(FS)
+    win = resp.BreathWindow(1)
     rates, errs = [], []
     for i in range(0, t.size, 4):
-        tr.process(x[i : i + 4], t[i])
-        now = t[min(i + 4, t.size - 1)]
-        rates.append(tr.rate_bpm(now))
+        win.push(0, t[i : i + 4], x[i : i + 4])
+        now = t[min(i + 3, t.size - 1)]
+        win.update(now)
+        rates.append(win.rate_bpm(now) or np.nan)
         if 30 < now < 140 or now > 190:
-            true = (ph[min(i + 4, t.size - 1)]) % (2 * np.pi)
-            errs.append(abs(math.remainder(tr.phase(now) - true, 2 * np.pi)))
+            true = ph[min(i + 3, t.size - 1)] % (2 * np.pi)
+            p = win.phase(now)
+            errs.append(np.pi if p is None else abs(math.remainder(p - true, 2 * np.pi)))
     rates = np.array(rates)
     assert abs(np.nanmedian(rates[40:140]) - 10) < 1.0
     assert abs(np.nanmedian(rates[200:]) - 18) < 1.0
     assert np.mean(errs) < 0.8  # radians: the live phase follows the true one
+
+
+def test_window_uses_only_the_past():
+    t, x, _ = breathing([12], 120)
+    a, b = resp.BreathWindow(1), resp.BreathWindow(1)
+    a.push(0, t, x)
+    b.push(0, t[t <= 80], x[t <= 80])
+    sa, sb = a.update(80.0), b.update(80.0)
+    assert sa is not None and sb is not None
+    np.testing.assert_array_equal(sa.onset_s, sb.onset_s)
+
+
+def test_zero_phase_filter_equals_scipy():
+    x = np.random.default_rng(2).normal(size=400).cumsum()
+    sos = resp.resp_sos(FS)
+    np.testing.assert_allclose(resp.resp_filtfilt(sos, x), signal.sosfiltfilt(sos, x))
+    waves = np.random.default_rng(3).normal(size=(3, 400)).cumsum(axis=1)
+    np.testing.assert_allclose(
+        resp.resp_filtfilt(sos, waves), signal.sosfiltfilt(sos, waves, axis=-1)
+    )
+
+
+def test_qualities_of_many_waves_equal_one_at_a_time():
+    _t, x, _ = breathing([12], 64, noise=0.2)
+    waves = np.array([x, np.random.default_rng(4).normal(size=x.size), np.zeros(x.size)])
+    rates, prominence = resp.resp_qualities(waves, FS)
+    for k, w in enumerate(waves):
+        rate, q = resp.resp_quality(w, FS)
+        assert q == prominence[k] or math.isclose(q, prominence[k])
+        assert (math.isnan(rate) and math.isnan(rates[k])) or math.isclose(rate, rates[k])
+    assert prominence[0] > prominence[1] and prominence[2] == 0.0  # sine beats noise
+
+
+def test_window_reports_nothing_before_its_minimum_of_data():
+    t, x, _ = breathing([12], 120)
+    win = resp.BreathWindow(1, min_data_s=30.0)
+    win.push(0, t[t <= 20], x[t <= 20])
+    assert win.update(20.0) is None and win.rate_bpm(20.0) is None
+    win.push(0, t[(t > 20) & (t <= 40)], x[(t > 20) & (t <= 40)])
+    assert win.update(40.0) is not None
+    assert abs(win.rate_bpm(40.0) - 12.0) < 1.5
