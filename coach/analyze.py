@@ -151,6 +151,8 @@ def _replay(
 ) -> Analysis:
     """Feed one-second chunks; sample the rate once a second, the phase 4 times a second."""
     rate_t, rate, ph_t, ph = [], [], [], []
+    onsets: list[float] = []  # every breath the live estimator committed (its own
+    exhales: list[float] = []  # memory of them is bounded)
     t_end = 0.0
     for feed in chunks:
         feed()
@@ -163,10 +165,12 @@ def _replay(
             ph.append(math.nan if e.phase is None else e.phase)
         rate_t.append(t_end)
         rate.append(math.nan if e.rate_bpm is None else e.rate_bpm)
-    w = est.windows[source]
+        w = est.windows[source]
+        onsets += [t for t in w.onsets if not onsets or t > onsets[-1]]
+        exhales += [t for t in w.exhales if not exhales or t > exhales[-1]]
     return Analysis(
-        np.array(w.onsets),
-        np.array(w.exhales),
+        np.array(onsets),
+        np.array(exhales),
         np.array(rate_t),
         np.array(rate),
         source,

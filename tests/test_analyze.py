@@ -41,6 +41,18 @@ def test_rate_follows_annotated_slow_and_steady_breathing(marsh, causal):
         assert abs(window_rate(a.rate_t_s, a.rate_bpm, lo, hi) - ref) < 1.5, (lo, ref)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_breaths_cover_the_whole_recording(marsh, causal):
+    ecg, marks = marsh
+    a = analyze_ecg(ecg, 130.0, causal=causal)
+    end = len(ecg) / 130.0
+    # the live estimator keeps only recent breaths in memory; the analysis keeps them all
+    assert a.onset_s.min() < 60.0 and a.onset_s.max() > end - 60.0
+    in_range = marks[(marks > 60.0) & (marks < end - 60.0)]
+    found = a.onset_s[(a.onset_s > 60.0) & (a.onset_s < end - 60.0)]
+    assert abs(len(found) - len(in_range)) < 0.15 * len(in_range)
+
+
 def test_faster_breathing_gives_a_higher_rate(marsh):
     ecg, marks = marsh
     a = analyze_ecg(ecg, 130.0)
