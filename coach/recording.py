@@ -108,8 +108,16 @@ def encode_samples(values: np.ndarray) -> tuple[str, bytes]:
     return "<f8", a.astype("<f8").tobytes()
 
 
+SAMPLE_DTYPES = ("<i2", "<i4", "<f4", "<f8")  # all that encode_samples writes
+
+
 def decode_samples(dtype: str, data: bytes, ncols: int) -> np.ndarray:
-    """Inverse of :func:`encode_samples`: float64 samples, shape (n,) or (n, ncols)."""
+    """Inverse of :func:`encode_samples`: float64 samples, shape (n,) or (n, ncols).
+
+    Raises ValueError for anything :func:`encode_samples` cannot have written.
+    """
+    if dtype not in SAMPLE_DTYPES or not isinstance(data, bytes) or type(ncols) is not int:
+        raise ValueError(f"not a sample block: dtype {str(dtype)[:8]!r}, ncols {ncols!r}")
     arr = np.frombuffer(data, dtype=np.dtype(dtype)).astype(np.float64)
     return arr.reshape(-1, ncols) if ncols > 1 else arr
 
@@ -150,8 +158,15 @@ def _dumps(obj: Any) -> str:
 
 
 def decode_row(row: tuple[Any, ...]) -> Entry:
-    """An :class:`Entry` from one ``events`` row (``COLUMNS`` order)."""
+    """An :class:`Entry` from one ``events`` row (``COLUMNS`` order).
+
+    Raises ValueError, TypeError or KeyError for a row whose values do not fit its kind
+    (bytes can change inside a row without SQLite noticing); readers translate them.
+    """
     _, rx_s, t_s, kind, label, device, fs_hz, dtype, ncols, data, text = row
+    for value in (rx_s, t_s):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"time {value!r:.20} is not a number")
     body = json.loads(text) if text is not None else None
     item: Any
     if kind == "ecg":
@@ -321,12 +336,16 @@ class RecordingReader:
             self.meta = {k: json.loads(v) for k, v in self._db.execute(
                 "SELECT key, value FROM meta")}
             self._check()
-        except (sqlite3.DatabaseError, ValueError) as exc:
+        except (sqlite3.DatabaseError, ValueError, TypeError, RecursionError) as exc:
             self._db.close()
             raise _damaged(self.path, exc, recover) from None
         if self.meta.get("format") != FORMAT:
             self._db.close()
             raise RecordingError(f"{self.path} is not a coach recording")
+        bad = _bad_meta(self.meta)
+        if bad is not None:
+            self._db.close()
+            raise RecordingError(f"{self.path} has damaged metadata ({bad})")
 
     def _check(self) -> None:
         result = self._db.execute("PRAGMA quick_check").fetchone()[0]
@@ -359,9 +378,14 @@ class RecordingReader:
         return "ended_t_s" in self.meta
 
     def time_range(self) -> tuple[float, float]:
-        lo, hi = self._db.execute("SELECT min(rx_s), max(rx_s) FROM events").fetchone()
+        try:
+            lo, hi = self._db.execute("SELECT min(rx_s), max(rx_s) FROM events").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, exc, self._recover) from None
         if lo is None:
             return self.t_origin_s, self.t_origin_s
+        if not all(isinstance(v, int | float) for v in (lo, hi)):
+            raise RecordingError(f"{self.path} is damaged (times that are not numbers)")
         return min(lo, self.t_origin_s), hi
 
     @property
@@ -373,7 +397,10 @@ class RecordingReader:
 
     def count(self, kinds: tuple[str, ...] | None = None) -> int:
         where, args = _where(kinds, None)
-        return self._db.execute(f"SELECT count(*) FROM events{where}", args).fetchone()[0]
+        try:
+            return self._db.execute(f"SELECT count(*) FROM events{where}", args).fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise _damaged(self.path, exc, self._recover) from None
 
     def entries(self, kinds: tuple[str, ...] | None = None,
                 label: Label | None = None) -> Iterator[Entry]:
@@ -383,7 +410,12 @@ class RecordingReader:
         query = f"SELECT {COLUMNS} FROM events{where} ORDER BY rx_s, id"
         try:
             for row in self._db.execute(query, args):
-                yield decode_row(row)
+                try:
+                    entry = decode_row(row)
+                except (ValueError, TypeError, KeyError, RecursionError) as exc:
+                    raise RecordingError(f"{self.path} is damaged: event {row[0]} does not "
+                                         f"decode ({type(exc).__name__})") from None
+                yield entry
         except sqlite3.DatabaseError as exc:
             raise _damaged(self.path, exc, self._recover) from None
 
@@ -392,6 +424,20 @@ class RecordingReader:
 
     def states(self) -> Iterator[dict[str, Any]]:
         return (e.item for e in self.entries(("state",)))
+
+
+def _bad_meta(meta: Mapping[str, Any]) -> str | None:
+    """The first metadata key whose value has the wrong type, or None."""
+    labels = meta.get("labels", [])
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        return "labels"
+    if not isinstance(meta.get("settings", {}), dict):
+        return "settings"
+    for key in ("t_origin_s", "duration_s", "ended_t_s"):
+        value = meta.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return key
+    return None
 
 
 def _where(kinds: tuple[str, ...] | None, label: Label | None) -> tuple[str, list[Any]]:
@@ -405,6 +451,15 @@ def _where(kinds: tuple[str, ...] | None, label: Label | None) -> tuple[str, lis
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
+def _first_problem(exc: Exception) -> str:
+    """One line from an SQLite error: quick_check lists every broken cell, a line each."""
+    lines = [x.strip() for x in str(exc).splitlines() if x.strip() and not x.startswith("***")]
+    if not lines:
+        return type(exc).__name__
+    more = f" and {len(lines) - 1} more problems" if len(lines) > 1 else ""
+    return lines[0][:200] + more
+
+
 def _damaged(path: Path, exc: Exception, salvage: bool) -> RecordingError:
     from coach.salvage import recover  # a damaged file is rare; keep the import lazy
 
@@ -412,13 +467,13 @@ def _damaged(path: Path, exc: Exception, salvage: bool) -> RecordingError:
         if f.read(16) != b"SQLite format 3\x00":
             return RecordingError(f"{path} is not a coach recording (not an SQLite file)")
     if not salvage:
-        return RecordingError(f"{path} is damaged ({exc}); open it with coach replay, "
-                              "export or report to recover what is left")
+        return RecordingError(f"{path} is damaged ({_first_problem(exc)}); open it with "
+                              "coach replay, export or report to recover what is left")
     try:
         result = recover(path)
     except RecordingError as inner:
         return inner
-    return RecordingError(f"{path} is damaged ({exc}); {result.summary()}")
+    return RecordingError(f"{path} is damaged ({_first_problem(exc)}); {result.summary()}")
 
 
 def default_dir() -> Path:

@@ -93,11 +93,13 @@ def _record(payload: bytes) -> list[Any]:
 def _pages(path: Path) -> tuple[dict[int, bytes], int]:
     """Page number -> bytes, from the main file overlaid with its WAL frames."""
     data = path.read_bytes()
-    size = 4096
-    if data[:16] == _HEADER:
-        size = int.from_bytes(data[16:18], "big")
-        size = 65536 if size == 1 else size
-    usable = size - (data[20] if data[:16] == _HEADER else 0)
+    size, reserved = 4096, 0
+    if data[:16] == _HEADER and len(data) >= 100:
+        declared = int.from_bytes(data[16:18], "big")
+        declared = 65536 if declared == 1 else declared
+        if 512 <= declared <= 65536 and declared & (declared - 1) == 0:  # a power of two
+            size, reserved = declared, data[20]
+    usable = size - reserved
     pages = {n + 1: data[n * size:(n + 1) * size] for n in range(len(data) // size)}
     wal = path.with_name(path.name + "-wal")
     if wal.is_file():
@@ -119,8 +121,8 @@ def _cells(pages: dict[int, bytes], usable: int) -> Iterator[tuple[int, list[Any
             try:
                 ptr = int.from_bytes(page[hdr + 8 + 2 * c:hdr + 10 + 2 * c], "big")
                 yield _cell(pages, page, ptr, usable)
-            except (IndexError, ValueError, UnicodeDecodeError, struct.error):
-                continue  # a torn cell: skip it, keep the rest of the page
+            except (LookupError, ValueError, struct.error):  # UnicodeDecodeError too
+                continue  # a torn cell or a lost overflow page: skip it, keep the rest
 
 
 def _cell(pages: dict[int, bytes], page: bytes, ptr: int,
@@ -132,9 +134,15 @@ def _cell(pages: dict[int, bytes], page: bytes, ptr: int,
         m = (usable - 12) * 32 // 255 - 23
         k = m + (length - m) % (usable - 4)
         local = k if k <= cap else m
+    if length > len(pages) * usable:  # a torn length: no chain could hold it
+        raise ValueError("record longer than the file")
     payload = bytearray(page[i:i + local])
     nxt = int.from_bytes(page[i + local:i + local + 4], "big") if local < length else 0
+    seen: set[int] = set()
     while nxt and len(payload) < length:
+        if nxt in seen:
+            raise ValueError("overflow chain loops")
+        seen.add(nxt)
         over = pages[nxt]  # KeyError -> the chain was lost
         payload += over[4:usable]
         nxt = int.from_bytes(over[:4], "big")
@@ -146,7 +154,7 @@ def _cell(pages: dict[int, bytes], page: bytes, ptr: int,
 def _is_event(values: list[Any]) -> bool:
     return (len(values) == rec.N_COLUMNS and values[0] is None
             and isinstance(values[1], int | float) and isinstance(values[2], int | float)
-            and values[3] in _KINDS)
+            and values[3] in _KINDS and (values[4] is None or isinstance(values[4], str)))
 
 
 def recover(path: str | Path, output: Path | None = None) -> RecoveryResult:

@@ -168,9 +168,16 @@ def decode_delta_samples(content: bytes, channels: int, resolution_bits: int) ->
     return np.cumsum(np.concatenate(blocks), axis=0)
 
 
+MAX_SCALED: Final = 2.0**31  # beyond int32 a scaled ACC value is garbage, not milli-g
+
+
 def _scale_f32(samples: np.ndarray, factor: float) -> np.ndarray:
     # The SDK multiplies in 32-bit floats and truncates toward zero (Kotlin toInt()).
-    return (samples.astype(np.float32) * np.float32(factor)).astype(np.int64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        scaled = samples.astype(np.float32) * np.float32(factor)
+    if not np.all(np.abs(scaled) < MAX_SCALED):  # also catches inf and NaN
+        raise MalformedFrame(f"ACC samples scaled by {factor:g} overflow")
+    return scaled.astype(np.int64)
 
 
 def _decode_acc(content: bytes, frame_type: int, compressed: bool, resolution_bits: int,
@@ -178,7 +185,9 @@ def _decode_acc(content: bytes, frame_type: int, compressed: bool, resolution_bi
     if compressed:
         samples = decode_delta_samples(content, channels, resolution_bits)
         if frame_type == 0:  # values in g: to milli-g (OH1-style frames)
-            return _scale_f32(samples, float(np.float32(factor) * np.float32(1000.0)))
+            with np.errstate(over="ignore"):  # an absurd factor: _scale_f32 refuses inf
+                to_mg = float(np.float32(factor) * np.float32(1000.0))
+            return _scale_f32(samples, to_mg)
         if frame_type == 1:
             return samples if factor == 1.0 else _scale_f32(samples, factor)
         raise MalformedFrame(f"unsupported compressed ACC frame type {frame_type}")
@@ -210,7 +219,8 @@ def decode_frame(data: bytes | bytearray, *, resolution_bits: int = 16,
     ------
     MalformedFrame
         On a short header, an unsupported measurement or frame type, or sample bytes
-        that do not fit the frame type. Supported: ECG raw type 0 (Polar H10), ACC raw
+        that do not fit the frame type, or compressed ACC values that overflow once
+        scaled by ``factor``. Supported: ECG raw type 0 (Polar H10), ACC raw
         types 0-2 (8/16/24-bit; H10 sends type 1) and compressed types 0 and 1
         (Verity Sense, OH1).
     """
@@ -318,13 +328,22 @@ def parse_control_point_response(data: bytes | bytearray) -> ControlPointRespons
 
 
 def parse_settings(params: bytes | bytearray) -> dict[str, tuple[float, ...]]:
-    """Settings in a query or start response: name -> values (factor as float32)."""
+    """Settings in a query or start response: name -> values (factor as float32).
+
+    Raises
+    ------
+    MalformedFrame
+        On an unknown setting id, a setting without values, values cut short, or a
+        factor that is not a positive finite number.
+    """
     out: dict[str, tuple[float, ...]] = {}
     pos = 0
     while pos < len(params):
         if pos + 2 > len(params) or params[pos] not in SETTING_SIZES:
             raise MalformedFrame(f"bad PMD settings: {bytes(params).hex()}")
         sid, count = params[pos], params[pos + 1]
+        if count == 0:  # callers take a setting's first value
+            raise MalformedFrame(f"PMD setting {sid} without values: {bytes(params).hex()}")
         size = SETTING_SIZES[sid]
         pos += 2
         if pos + size * count > len(params):
@@ -332,6 +351,8 @@ def parse_settings(params: bytes | bytearray) -> dict[str, tuple[float, ...]]:
         vals = [bytes(params[pos + i * size : pos + (i + 1) * size]) for i in range(count)]
         if sid == SETTING_IDS["factor"]:
             out["factor"] = tuple(struct.unpack("<f", v)[0] for v in vals)
+            if not all(0.0 < f < math.inf for f in out["factor"]):  # NaN fails too
+                raise MalformedFrame(f"PMD scale factor not positive: {bytes(params).hex()}")
         else:
             out[SETTING_NAMES[sid]] = tuple(int.from_bytes(v, "little") for v in vals)
         pos += size * count

@@ -75,7 +75,7 @@ def loads_object(payload: bytes | bytearray | str) -> dict[str, Any]:
         raise PayloadError(f"payload of {len(payload)} bytes is over {MAX_PAYLOAD_BYTES}")
     try:
         obj = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise PayloadError(f"not JSON: {exc.__class__.__name__}") from None
     if not isinstance(obj, dict):
         raise PayloadError("payload is not a JSON object")
@@ -89,9 +89,23 @@ def _num(obj: Mapping[str, Any], key: str, *, optional: bool = True) -> float | 
     x = obj.get(key)
     if x is None and optional:
         return None
-    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+    if isinstance(x, bool) or not isinstance(x, int | float):
         raise PayloadError(f"{key} must be a finite number")
-    return float(x)
+    try:
+        value = float(x)  # OverflowError: an integer beyond any float
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise PayloadError(f"{key} must be a finite number")
+    return value
+
+
+def _time(t_origin_s: float, obj: Mapping[str, Any], key: str) -> float:
+    """``t_origin_s`` plus a relative time, refused if the sum is not finite."""
+    t = t_origin_s + (_num(obj, key, optional=False) or 0.0)
+    if not math.isfinite(t):
+        raise PayloadError(f"{key} is out of range")
+    return t
 
 
 def _text(x: Any, what: str, max_chars: int, *, optional: bool = False) -> str | None:
@@ -139,7 +153,7 @@ def pacer_from_json(obj: Any, t_origin_s: float) -> PacerState | None:
         raise PayloadError("pacer.holding must be a boolean")
     try:
         return PacerState(
-            t0_s=t_origin_s + (_num(obj, "t0_s", optional=False) or 0.0),
+            t0_s=_time(t_origin_s, obj, "t0_s"),
             phase0=(_num(obj, "phase0", optional=False) or 0.0) % TWO_PI,
             rate_bpm=_num(obj, "rate_bpm", optional=False) or 0.0,
             ie_ratio=_num(obj, "ie_ratio", optional=False) or 0.0,
@@ -157,7 +171,7 @@ def marker_from_json(obj: Any, t_origin_s: float) -> Marker:
     note = _text(obj.get("note", ""), "marker note", MAX_NOTE_CHARS) or ""
     try:
         return Marker(
-            t_s=t_origin_s + (_num(obj, "t_s", optional=False) or 0.0), kind=kind, note=note
+            t_s=_time(t_origin_s, obj, "t_s"), kind=kind, note=note
         )
     except ValueError as exc:
         raise PayloadError(str(exc)) from None
@@ -179,7 +193,7 @@ def state_from_json(obj: Mapping[str, Any], t_origin_s: float = 0.0) -> SessionS
     if not isinstance(markers, list) or len(markers) > 100:
         raise PayloadError("markers must be a list")
     return SessionState(
-        t_s=t_origin_s + (_num(obj, "t_s", optional=False) or 0.0),
+        t_s=_time(t_origin_s, obj, "t_s"),
         partners={k: partner_from_json(k, v) for k, v in partners.items()},
         anchor=anchor,
         pacer=pacer_from_json(obj.get("pacer"), t_origin_s),
