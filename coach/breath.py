@@ -49,6 +49,7 @@ JUMP_HOLD_S: Final = 1.0  # s the wave is held after the last sudden change
 JUMP_TAU_S: Final = 30.0  # s, memory of the running rms change
 SOURCE_SILENT_S: Final = 3.0  # s without data before a source is given up
 PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0, "rr": 0.0}  # s, see docs/breathing.md
+SHOWN_SLEW_RAD_S: Final = 1.5  # rad/s: how fast the drawn wave may catch up with the phase
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,7 @@ class BreathEstimator:
         self._first_s: float | None = None  # time of the first data of any source
         self._cached: BreathEstimate | None = None  # estimate at the last analysis
         self._cached_t = -math.inf
+        self._shown: tuple[float, float] | None = None  # (t, phase) of the drawn wave
         self._phase_bpm: float | None = None  # rate the cached phase advances at
 
     def push_acc(self, chunk: AccChunk) -> None:
@@ -262,7 +264,30 @@ class BreathEstimator:
 
         Between analyses (no new breath can have been found) the last estimate is
         reused with its phase advanced at its rate: cheap enough for every frame.
+        ``level``, the wave a dashboard draws, follows the phase through a
+        slew-limited copy of it, so a corrected onset bends the drawn wave instead of
+        breaking it; ``phase`` itself is never smoothed.
         """
+        e = self._estimate(t_s)
+        if e.phase is None:
+            self._shown = None
+            return e
+        return replace(e, level=-math.cos(self._shown_phase(t_s, e.phase)))
+
+    def _shown_phase(self, t_s: float, phase: float) -> float:
+        if self._shown is None or t_s < self._shown[0] or self._phase_bpm is None:
+            self._shown = (t_s, phase)
+            return phase
+        t0, shown = self._shown
+        dt = t_s - t0
+        ahead = shown + TWO_PI * self._phase_bpm / 60.0 * dt
+        error = (phase - ahead + math.pi) % TWO_PI - math.pi
+        step = SHOWN_SLEW_RAD_S * dt
+        shown = (ahead + max(-step, min(step, error))) % TWO_PI
+        self._shown = (t_s, shown)
+        return shown
+
+    def _estimate(self, t_s: float) -> BreathEstimate:
         if t_s >= self._due_s:
             self.update(t_s)
         c = self._cached
@@ -270,7 +295,7 @@ class BreathEstimator:
             if c.phase is None or self._phase_bpm is None:
                 return c
             phase = (c.phase + TWO_PI * self._phase_bpm / 60.0 * (t_s - self._cached_t)) % TWO_PI
-            return replace(c, phase=phase, level=-math.cos(phase))
+            return replace(c, phase=phase)
         self._cached, self._cached_t = self._analyse(t_s), t_s
         w = self.windows.get(self.source or "")
         self._phase_bpm = w.rate_bpm(t_s, w.phase_cycles) if w is not None else None

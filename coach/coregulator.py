@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from coach.calm import BASELINE_S
 from coach.config import ANCHOR_DWELL_S, ANCHOR_MARGIN, PACER_START_WAIT_S, RESONANCE_BPM
 from coach.pacer import Pacer
 from coach.types import Command, PacerState, PartnerState
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 COUPLE = ("A", "B")
 FOLLOW_PLV = 0.7  # phase locking to the orb that counts as following it
 FOLLOW_S = 60.0  # seconds it must last
+ANCHOR_GRACE_S = 30.0  # s after the baseline before an anchor is chosen from partial scores
 
 
 class AnchorChooser:
@@ -114,8 +116,10 @@ class CoRegulator:
         partners: Mapping[str, PartnerState],
         orb_plv: Mapping[str, float | None] | None = None,
     ) -> PacerState | None:
-        waited = t_s - self.t_origin_s >= PACER_START_WAIT_S
-        self.chooser.update(t_s, {k: p.calm for k, p in partners.items()}, settled=waited)
+        # the first anchor waits for every partner's calm score, unless a strap stays
+        # silent well past the end of the baseline
+        settled = t_s - self.t_origin_s >= BASELINE_S + ANCHOR_GRACE_S
+        self.chooser.update(t_s, {k: p.calm for k, p in partners.items()}, settled=settled)
         if self.pacer is None:
             self.pacer = self._start(t_s, partners)
             return None if self.pacer is None else self.pacer.state

@@ -30,21 +30,22 @@ from coach.types import Command, SessionState  # noqa: E402
 SIZES = ((1920, 1080, ""), (1280, 800, "-1280x800"))
 # (simulated second, marker kind, note): what a therapist might mark
 MARKS = ((70.0, "eye contact", ""), (130.0, "rupture", "B: 'you never listen'"),
-         (165.0, "repair", "A reaches for B's hand"), (175.0, "touch", ""))
+         (165.0, "repair", "A reaches for B's hand"), (175.0, "touch", ""),
+         (260.0, "eye contact", "they look up together"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "img")
-    p.add_argument("--scenario", default="dropout")
+    p.add_argument("--scenario", default="faulty-b")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--at", type=float, default=205.0, help="simulated second to grab at")
+    p.add_argument("--at", type=float, default=305.0, help="simulated second to grab at")
     return p.parse_args(argv)
 
 
 def simulate(scenario: str, seed: int, until_s: float) -> tuple[list[SessionState], float]:
     """Every state of a simulated session, and its origin time (virtual clock)."""
-    from coach.commands.demo import build
+    from coach.commands.demo import build, strap_sources
 
     clock = VirtualClock()
 
@@ -59,7 +60,7 @@ def simulate(scenario: str, seed: int, until_s: float) -> tuple[list[SessionStat
                     await clock.sleep_until(origin + t_s)
                     session.command(Command(kind="marker", value=kind, note=note))
 
-        sources = world.sources()
+        sources, _ = strap_sources(world, clock, seed)  # the real drivers, simulated straps
         async with asyncio.TaskGroup() as tg:
             tg.create_task(world.run(until_s + 1.0), name="sim.world")
             tg.create_task(mark(), name="sim.therapist")
@@ -104,7 +105,8 @@ def render(states: list[SessionState], t_origin_s: float, out: Path) -> list[Pat
         replay.states.publish(state)
         if k % 50 == 0:
             dash.tick()
-    dash.tick()
+    for _ in range(5):  # the trend plots redraw one per frame
+        dash.tick()
     replay.t = states[-1].t_s + 0.05
     saved = grab_all(app, out, {"dashboard": dash, "orb": orb})
     dash.close()
