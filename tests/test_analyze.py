@@ -111,3 +111,29 @@ def test_cli_bad_ecg_file_is_one_clear_line(tmp_path, capsys, content):
 def test_cli_missing_rr_file(tmp_path, capsys):
     rc, _, err = run_cli(capsys, rr=tmp_path / "none.txt")
     assert rc == 2 and "none.txt" in err
+
+
+def test_a_recording_is_analysed_like_the_live_session_saw_it(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    rec = tmp_path / "s.coach"
+    live = subprocess.run(
+        [sys.executable, "-m", "coach.cli", "demo", "--headless", "--scenario", "calm-anchor",
+         "--duration", "240", "--speed", "max", "--json", "--record", str(rec)],
+        capture_output=True, text=True, timeout=300, check=True)
+    states = [json.loads(line) for line in live.stdout.splitlines()[:-1]]
+    for label in ("A", "B"):
+        rates = [s["partners"][label]["rate_bpm"] for s in states[120:]]
+        live_rate = float(np.median([r for r in rates if r is not None]))
+        ns = argparse.Namespace(ecg=None, acc=None, rr=None, recording=rec, label=label,
+                                source=None, causal=False, json=True)
+        assert cmd.main(ns) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["source"] == "ecg"
+        late = [r["bpm"] for r in out["rate"] if r["t_s"] > 120 and r["bpm"] is not None]
+        assert abs(float(np.median(late)) - live_rate) < 1.5
+    ns = argparse.Namespace(ecg=None, acc=None, rr=None, recording=rec, label="T",
+                            source=None, causal=False, json=True)
+    assert cmd.main(ns) == 2
+    assert "no ecg or acc or rr data" in capsys.readouterr().err
