@@ -36,6 +36,7 @@ import numpy as np
 
 TARGETS = {
     "pipeline_latency_ms.p99": ("<=", 5.0),
+    "mqtt_rooms_p99_under_100ms": (">=", 20.0),
     "cpu_per_couple_percent": ("<=", 3.0),
     "replay_speed_x": (">=", 300.0),
     "memory_growth_mb": ("<=", 20.0),
@@ -240,18 +241,39 @@ def verdicts(figures: dict[str, Any]) -> dict[str, bool | None]:
     return out
 
 
+def bench_mqtt(quick: bool) -> dict[str, Any]:
+    """State latency to a remote subscriber and rooms per broker (bench/mqtt_latency.py)."""
+    import json
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "mqtt_latency.py"
+    if not script.exists():
+        return {"mqtt": "bench/mqtt_latency.py not found (run from a source checkout)"}
+    args = ["--seconds", "1.5", "--max-rooms", "20"] if quick else ["--seconds", "3"]
+    out = subprocess.run([sys.executable, str(script), *args], capture_output=True,
+                         text=True, timeout=240, check=False)
+    if out.returncode != 0:
+        return {"mqtt": f"failed: {out.stderr.strip().splitlines()[-1:]}"}
+    res = json.loads(out.stdout)
+    one = res["single_room"]
+    return {"mqtt_state_latency_ms": {"p50": one["p50_ms"], "p99": one["p99_ms"]},
+            "mqtt_rooms_p99_under_100ms": res["max_rooms_p99_under_100ms"]}
+
+
 def run_all(quick: bool, progress: Any = None) -> dict[str, Any]:
     """Every figure; ``quick`` shortens each run (about a minute in all)."""
     steps = [
-        ("latency", lambda: bench_latency(10.0 if quick else 30.0)),
-        ("replay", lambda: bench_replay(10.0 if quick else 60.0)),
-        ("sim", lambda: bench_sim(300.0 if quick else 900.0)),
-        ("memory", lambda: bench_memory(0.5 if quick else 4.0)),
+        ("latency", lambda: bench_latency(5.0 if quick else 30.0)),
+        ("replay", lambda: bench_replay(3.0 if quick else 60.0)),
+        ("sim", lambda: bench_sim(120.0 if quick else 900.0)),
+        ("memory", lambda: bench_memory(0.2 if quick else 4.0)),
+        ("mqtt", lambda: bench_mqtt(quick)),
     ]
     from ui.bench import bench_ui, ui_verdicts  # Qt runs in child processes, not here
 
     # orb late frames and dashboard CPU: the triad on real drivers, RealClock, windows
-    steps.append(("ui", lambda: bench_ui(8.0 if quick else 20.0)))
+    steps.append(("ui", lambda: bench_ui(5.0 if quick else 20.0)))
     figures: dict[str, Any] = {"quick": quick, "machine": machine()}
     for name, step in steps:
         if progress:

@@ -28,6 +28,7 @@ import numpy as np
 
 from coach.export import flatten_state
 from coach.recording import RecordingReader
+from coach.synchrony import BEYOND_MARGIN
 
 PLV_WINDOW_S = 60.0  # s, sliding window of the breath phase locking value
 BASELINE_S = 120.0  # s from the start that count as the couple's baseline
@@ -136,8 +137,10 @@ def _figure(series: Series, sync: dict[str, np.ndarray], threshold: float | None
             ax.plot(series.t_min, series.get(f"{label}_{key}"), lw=1, label=f"partner {label}")
         ax.set_ylabel(ylabel)
     axes[0].plot(series.t_min, series.get("pacer_rate_bpm"), "k--", lw=1.2, label="orb (pacer)")
-    for name, values in sync.items():
-        axes[3].plot(series.t_min, values, lw=1, label=name)
+    colors = iter(("tab:green", "tab:green", "tab:purple", "tab:purple", "tab:blue"))
+    for name, values in sync.items():  # each baseline dashed, in its measure's colour
+        axes[3].plot(series.t_min, values, lw=1, label=name, color=next(colors, None),
+                     ls="--" if "baseline" in name else "-")
     if threshold is not None:
         axes[3].axhline(threshold, color="grey", ls=":", label="baseline (95th pct)")
     axes[3].set_ylabel("synchrony (0-1)")
@@ -163,15 +166,29 @@ def _fmt(x: float | None, unit: str = "", digits: int = 1) -> str:
     return f"{x:.{digits}f} {unit}".strip()
 
 
+# the session's synchrony figures (docs/coregulation.md), as the report labels them
+SESSION_SYNC = {
+    "breath synchrony (PLV, 60 s)": "synchrony_breath_plv",
+    "its baseline (pseudo-couple)": "synchrony_breath_plv_baseline",
+    "heart-rate synchrony (lagged r)": "synchrony_hr_xcorr",
+    "its baseline (shuffled)": "synchrony_hr_xcorr_baseline",
+}
+
+
 def summarize(series: Series) -> tuple[list[tuple[str, str]], dict[str, np.ndarray], float | None]:
     """Summary rows, synchrony curves to draw, and the baseline threshold."""
-    sync: dict[str, np.ndarray] = {}
-    if len(series.labels) >= 2:
+    sync = {name: series.columns[key] for name, key in SESSION_SYNC.items()
+            if key in series.columns and np.isfinite(series.columns[key]).any()}
+    threshold, share = (None, None)
+    if "synchrony_breath_plv" in series.columns and sync:  # the session's own figures
+        plv = series.columns["synchrony_breath_plv"]
+        base = series.columns.get("synchrony_breath_plv_baseline", np.full(len(plv), np.nan))
+        known = np.isfinite(plv) & np.isfinite(base)
+        if known.any():
+            share = float(np.mean(plv[known] - base[known] > BEYOND_MARGIN))
+    elif len(series.labels) >= 2:  # older recordings: from the recorded breath phases
         a, b = series.labels[:2]
         sync[f"breath PLV {a}-{b} ({PLV_WINDOW_S:.0f} s)"] = breath_plv(series, a, b)
-    sync.update(_extras(series, "sync"))
-    threshold, share = (None, None)
-    if sync:
         threshold, share = share_synchronous(next(iter(sync.values())), series.t_min)
     duration = float(series.t_min[-1]) if len(series.t_min) else 0.0
     rows = [("duration", _fmt(duration, "min")),
@@ -181,8 +198,11 @@ def summarize(series: Series) -> tuple[list[tuple[str, str]], dict[str, np.ndarr
             ("share of time synchronous beyond baseline",
              "n/a" if share is None else f"{100 * share:.0f} %"),
             ("markers", str(len(series.markers)))]
-    for name, values in _extras(series, "coherence").items():
-        rows.append((f"{name} (mean)", _fmt(float(np.nanmean(values)), "", 3)))
+    for label in series.labels:
+        values = series.get(f"{label}_coherence")
+        if np.isfinite(values).any():
+            rows.append((f"{label}: coherence ratio (mean)", _fmt(float(np.nanmean(values)),
+                                                                 "", 2)))
     for label in series.labels:
         for key, unit in (("rate_bpm", "breaths/min"), ("hr_bpm", "beats/min")):
             v = series.get(f"{label}_{key}")
@@ -221,7 +241,9 @@ text-align:left}}img{{max-width:100%}}</style></head>
 <p>Participants: {html.escape(labels)}. Times are minutes from the session start.</p>
 <table>{table}</table>
 {img}
-<p><small>Synchrony: phase locking value of the partners' breath phases over
-{PLV_WINDOW_S:.0f} s; baseline = its 95th percentile in the first {BASELINE_S:.0f} s.
-</small></p></body></html>
+<p><small>Synchrony: phase locking value of the partners' breath phases and the
+highest lagged correlation of their heart rates, over {PLV_WINDOW_S:.0f} s, each beside
+its baseline (what the orb alone, or chance, explains; see docs/coregulation.md).
+"Synchronous beyond baseline": breath synchrony more than {BEYOND_MARGIN:g} above its
+baseline.</small></p></body></html>
 """

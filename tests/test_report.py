@@ -26,10 +26,9 @@ def _record(path: Path, make_state: Any, minutes: float = 6.0) -> None:
             phase_b = phase_a if locked else (2 * math.pi * 0.23 * t) % (2 * math.pi)
             rate_b = 6.0 if t > 100.0 else 14.0
             pacer = PacerState(t, 0.0, 6.0)
-            partners = {"A": {"rate_bpm": 6.0, "phase": phase_a},
+            partners = {"A": {"rate_bpm": 6.0, "phase": phase_a, "coherence": 0.5},
                         "B": {"rate_bpm": rate_b, "phase": phase_b}}
-            rec.write_state(make_state(t, pacer=pacer, partners=partners,
-                                        extra={"coherence": {"A": 0.5}}))
+            rec.write_state(make_state(t, pacer=pacer, partners=partners))
             if k == 2000:
                 clock[0] = t
                 rec.write(Command("marker", "repair", ""))
@@ -48,7 +47,7 @@ def test_report_is_one_self_contained_page(tmp_path: Path, make_state: Any) -> N
     assert len(pngs) == 1 and base64.b64decode(pngs[0])[:4] == b"\x89PNG"
     assert "time to convergence" in page and "1.7 min" in page  # B within 1/min from 100 s
     assert "share of time synchronous beyond baseline" in page
-    assert "coherence_A (mean)" in page and "0.500" in page
+    assert "A: coherence ratio (mean)" in page and "0.50" in page
     assert messages  # progress for the user
 
 
@@ -70,3 +69,26 @@ def test_report_of_an_empty_recording(tmp_path: Path) -> None:
     Recorder(path, labels=("A",)).close()
     with RecordingReader(path) as reader:
         assert "No states to plot" in render_report(reader)
+
+
+def test_report_of_a_simulated_session_shows_the_sessions_own_figures(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from coach.report import SESSION_SYNC, summarize
+
+    rec = tmp_path / "s.coach"
+    subprocess.run([sys.executable, "-m", "coach.cli", "demo", "--headless", "--duration", "300",
+                    "--speed", "max", "--record", str(rec)], check=True, capture_output=True,
+                   timeout=300)
+    with RecordingReader(rec) as reader:
+        series = load_series(reader)
+        page = render_report(reader)
+    rows, sync, _ = summarize(series)
+    assert set(sync) == set(SESSION_SYNC)  # synchrony beside its baselines, as live
+    names = dict(rows)
+    for label in ("A", "B"):
+        assert float(names[f"{label}: mean rate"].split()[0]) > 4.0
+        assert f"{label}: coherence ratio (mean)" in names
+    assert names["share of time synchronous beyond baseline"].endswith("%")
+    assert page.count("data:image/png;base64,") == 1

@@ -29,6 +29,14 @@ def _table(figures: dict[str, Any]) -> str:
         (f"memory growth over {figures['memory_hours']} h (MB)",
          str(figures["memory_growth_mb"]), "<= 20"),
     ]
+    if "orb_late_frames_percent" in figures:
+        rows += [("orb late frames (%)", str(figures["orb_late_frames_percent"]), "< 1"),
+                 ("dashboard CPU (% of a core)", str(figures["dashboard_cpu_percent"]), "< 25")]
+    if "mqtt_state_latency_ms" in figures:
+        m = figures["mqtt_state_latency_ms"]
+        rows += [("MQTT state latency p50 / p99 (ms)", f"{m['p50']} / {m['p99']}", ""),
+                 ("rooms per broker, p99 < 100 ms", str(figures["mqtt_rooms_p99_under_100ms"]),
+                  ">= 20")]
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)) for r in rows]
     met = figures["targets_met"]
