@@ -1,8 +1,9 @@
 """The chaos soak in CI: 30 virtual minutes of everything going wrong.
 
 Both straps drop out, go silent and lose contact at random; 1 % of notifications are
-malformed and 0.5 % lost. The session must go on, no exception may escape to it, and
-every frame that arrived undamaged must reach the session's sinks (the recorder).
+malformed and 0.5 % lost; the session is recorded and published through an embedded
+MQTT broker that goes away and comes back. The session must go on, no exception may
+escape to it, and every frame that arrived undamaged must reach the recorder.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def test_chaos_half_hour_loses_no_intact_frame_and_raises_nothing(tmp_path: Path
     out = subprocess.run(
         [sys.executable, "-m", "coach.cli", "demo", "--headless", "--scenario", "chaos",
          "--duration", "1800", "--speed", "max", "--seed", "4", "--json",
-         "--record", str(recording)],
+         "--record", str(recording), "--mqtt", "embedded"],
         capture_output=True, text=True, timeout=600, check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
@@ -40,6 +41,10 @@ def test_chaos_half_hour_loses_no_intact_frame_and_raises_nothing(tmp_path: Path
         assert injected["malformed"] > 0 and seen["malformed"] == injected["malformed"]
         assert sum(injected[k] for k in ("disconnects", "silences", "contact_losses")) > 0
         assert seen["link_losses"] + seen["contact_losses"] > 0
+    # the embedded broker went away and came back; the bridge reconnected by itself
+    assert summary["broker_outages"] >= 1
+    assert summary["mqtt"]["connects"] > summary["broker_outages"]
+    assert summary["mqtt"]["states_published"] > 1000
     # the strap warnings stay a handful of lines, not one per bad frame
     assert out.stderr.count("malformed") < 30
     # and the session kept running: the last state still has an orb and both partners

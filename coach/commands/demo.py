@@ -241,6 +241,7 @@ async def run_headless(
     session, world = build(clock, scenario, seed)
     bridge = bridge_from_args(session, mqtt) if mqtt is not None else None
     handed: dict[str, int] = dict.fromkeys(world.labels, 0)
+    broker_gone: dict[str, int] = {"n": 0} if world.scenario.chaos and bridge else {}
 
     def count(event: Any) -> None:  # every data frame handed to the sinks (the recorder)
         if isinstance(event, HeartRate | EcgChunk | AccChunk):
@@ -262,6 +263,10 @@ async def run_headless(
             sim_straps.radio.freeze()
 
         tg.create_task(freeze_air_at_end(), name="sim.freeze")
+        churn = None
+        if bridge is not None and world.scenario.chaos and bridge.url.embedded:
+            churn = tg.create_task(broker_outages(bridge, clock, seed, broker_gone),
+                                   name="sim.broker-outages")
         await session.run(sources, duration_s)
         late = sim_straps.drain_into(session)
         while (state := sub.get_nowait()) is not None:
@@ -269,15 +274,39 @@ async def run_headless(
         consumer.cancel()
         if publisher is not None:
             publisher.cancel()
+        if churn is not None:
+            churn.cancel()
     counts = sim_straps.counters(clock.now())
     counts["frames_late"] = late
     counts["frames_recorded"] = handed
+    if broker_gone:
+        counts["broker_outages"] = broker_gone["n"]
+        counts["mqtt"] = bridge.snapshot() if bridge is not None else None
     counts["faults_seen"] = {
         label: {"link_losses": tr.losses, "contact_losses": tr.contact_losses,
                 "malformed": counts["frames_malformed"][label]}
         for label, tr in session.trackers.items()
     }
     return printer.summary(session, world) | counts
+
+
+async def broker_outages(bridge: Any, clock: Clock, seed: int, gone: dict[str, int]) -> None:
+    """Chaos with ``--mqtt embedded``: the broker goes away now and then, and comes back
+    on the same port (the session must go on, the bridge reconnect by itself)."""
+    import random
+
+    from coach.broker import BrokerOptions, EmbeddedBroker
+
+    rng = random.Random(seed)
+    while True:
+        await clock.sleep(rng.uniform(240.0, 480.0))
+        if bridge.broker is None or bridge.port is None:
+            continue
+        await bridge.broker.stop()
+        gone["n"] += 1
+        await clock.sleep(rng.uniform(10.0, 40.0))
+        bridge.broker = EmbeddedBroker(BrokerOptions(port=bridge.port))
+        await bridge.broker.start()
 
 
 def demo_settings(scenario: str, seed: int) -> dict[str, Any]:

@@ -92,6 +92,7 @@ class MqttBridge:
         self.health = LinkHealth()
         self.label_health: dict[str, LinkHealth] = {}
         self.port: int | None = None if url.embedded else url.port
+        self.broker: Any = None  # the embedded broker, when the URL says "embedded"
         self._backoff = backoff
         self._partners: dict[str, PartnerState] = {}
         self._changed: dict[str, asyncio.Event] = {}
@@ -107,13 +108,12 @@ class MqttBridge:
 
     async def run(self) -> None:
         """Run until cancelled; raises BrokerAuthError for refused credentials/TLS."""
-        broker = None
         if self.url.embedded:
             from coach.broker import EmbeddedBroker
 
-            broker = EmbeddedBroker()
-            await broker.start()
-            self.port = broker.port
+            self.broker = EmbeddedBroker()
+            await self.broker.start()
+            self.port = self.broker.port
             log.info("MQTT: embedded broker on 127.0.0.1:%d", self.port)
         try:
             async with asyncio.TaskGroup() as tg:
@@ -125,8 +125,8 @@ class MqttBridge:
         except* BrokerAuthError as group:
             raise group.exceptions[0] from None
         finally:
-            if broker is not None:
-                await broker.stop()
+            if self.broker is not None:
+                await self.broker.stop()
 
     def _keep(
         self,
