@@ -250,7 +250,8 @@ def bench_mqtt(quick: bool) -> dict[str, Any]:
     script = Path(__file__).resolve().parents[1] / "bench" / "mqtt_latency.py"
     if not script.exists():
         return {"mqtt": "bench/mqtt_latency.py not found (run from a source checkout)"}
-    args = ["--seconds", "1.5", "--max-rooms", "20"] if quick else ["--seconds", "3"]
+    seconds, rooms = ("1.5", "20") if quick else ("2", "40")
+    args = ["--seconds", seconds, "--max-rooms", rooms]
     out = subprocess.run([sys.executable, str(script), *args], capture_output=True,
                          text=True, timeout=240, check=False)
     if out.returncode != 0:
@@ -264,7 +265,7 @@ def bench_mqtt(quick: bool) -> dict[str, Any]:
 def run_all(quick: bool, progress: Any = None) -> dict[str, Any]:
     """Every figure; ``quick`` shortens each run (about a minute in all)."""
     steps = [
-        ("latency", lambda: bench_latency(5.0 if quick else 30.0)),
+        ("latency", lambda: bench_latency(5.0 if quick else 15.0)),
         ("replay", lambda: bench_replay(3.0 if quick else 60.0)),
         ("sim", lambda: bench_sim(120.0 if quick else 900.0)),
         ("memory", lambda: bench_memory(0.2 if quick else 4.0)),
