@@ -117,17 +117,21 @@ class VirtualClock(RealClock):
         super().__init__(speed=1.0)
 
     def run(self, main: Coroutine[Any, Any, T]) -> T:
-        loop = VirtualTimeLoop()
+        return run_on(VirtualTimeLoop(), main)
+
+
+def run_on(loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on ``loop`` as the current loop; then cancel what is left, close it."""
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(main)
+    finally:
         try:
-            asyncio.set_event_loop(loop)
-            return loop.run_until_complete(main)
+            _cancel_all(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
         finally:
-            try:
-                _cancel_all(loop)
-                loop.run_until_complete(loop.shutdown_asyncgens())
-            finally:
-                asyncio.set_event_loop(None)
-                loop.close()
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:

@@ -49,26 +49,9 @@ def qt_app(argv: list[str] | None = None) -> QApplication:
 
 def run(main: Callable[[], Coroutine[Any, Any, T]], argv: list[str] | None = None) -> T:
     """Run ``main()`` to completion on a qasync loop, then close that loop cleanly."""
-    app = qt_app(argv)
-    loop = qasync.QEventLoop(app)
-    asyncio.set_event_loop(loop)
-    try:
-        return loop.run_until_complete(main())
-    finally:
-        try:
-            _cancel_all(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        finally:
-            asyncio.set_event_loop(None)
-            loop.close()
+    from coach.clock import run_on
 
-
-def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
-    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
-    for task in tasks:
-        task.cancel()
-    if tasks:
-        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    return run_on(qasync.QEventLoop(qt_app(argv)), main())
 
 
 def event_on(qt_signal: SignalInstance) -> asyncio.Event:
