@@ -352,11 +352,16 @@ class _Printer:
 
 
 def _summary_text(summary: dict[str, Any]) -> str:
+    def num(x: Any, fmt: str, unknown: str = "unknown") -> str:
+        return unknown if x is None else format(x, fmt)
+
     final = summary.get("final") or {}
     lines = [f"scenario {summary['scenario']}: {summary['duration_s']:.0f} s simulated"]
     for label, p in (final.get("partners") or {}).items():
-        lines.append(f"  {label}: breathing {p['rate_bpm']}/min, heart {p['hr_bpm']} bpm, "
-                     f"calm {p['calm']}, strap {p['status']}")
+        calm = num(p["calm"], ".2f", "not yet (2-minute baseline)")
+        lines.append(f"  {label}: breathing {num(p['rate_bpm'], '.1f')}/min, heart "
+                     f"{num(p['hr_bpm'], '.0f')} bpm, calm {calm}, strap {p['status']}")
     pacer = final.get("pacer") or {}
-    lines.append(f"  orb: {pacer.get('rate_bpm')}/min, anchor {final.get('anchor')}")
+    lines.append(f"  orb: {num(pacer.get('rate_bpm'), '.1f')}/min, "
+                 f"anchor {final.get('anchor') or 'not chosen yet'}")
     return "\n".join(lines)
