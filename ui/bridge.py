@@ -33,8 +33,7 @@ def display_problem() -> str | None:
         return None
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
         return None
-    return ("no screen to open windows on (DISPLAY is not set); use --headless, "
-            "or run under a desktop session or Xvfb")
+    return "no screen to open windows on (DISPLAY is not set)"
 
 
 def qt_app(argv: list[str] | None = None) -> QApplication:

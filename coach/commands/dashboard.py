@@ -29,7 +29,7 @@ def main(args: argparse.Namespace) -> int:
     from ui.bridge import display_problem
 
     if problem := display_problem():
-        print(f"coach dashboard: {problem}", file=sys.stderr)
+        print(f"coach dashboard: {problem}; run it on a desktop or under Xvfb", file=sys.stderr)
         return 2
 
     opts = WindowOptions(orb=args.orb, dashboard=True, screen=args.screen, autostart=True,

@@ -81,7 +81,8 @@ def main(args: argparse.Namespace) -> int:
         from ui.bridge import display_problem
 
         if problem := display_problem():
-            print(f"coach demo: {problem}", file=sys.stderr)
+            print(f"coach demo: {problem}; use --headless, or run it on a desktop or "
+                  "under Xvfb", file=sys.stderr)
             return 2
         return run_demo_windows(args, clock)
     duration = 900.0 if args.duration is None else args.duration

@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     rec.add_argument("--record", type=Path, default=None, metavar="FILE",
                      help=f"record to this new FILE (default: a new file in {default_dir()})")
     rec.add_argument("--no-record", action="store_true", help="do not record this session")
+    parser.add_argument("--headless", action="store_true",
+                        help="no windows (they open by default when there is a screen)")
+    from coach.commands.demo import add_window_arguments
+    from coach.mqtt import add_mqtt_arguments
+
+    add_window_arguments(parser)
+    add_mqtt_arguments(parser)
 
 
 def recording_path(args: argparse.Namespace) -> Path | None:
@@ -53,10 +60,19 @@ def main(args: argparse.Namespace) -> int:
     if not addresses:
         print("coach run: give at least --a ADDRESS (find it with `coach scan`)", file=sys.stderr)
         return 2
+    from coach.mqtt import MqttConfigError, url_from_args
+
+    try:
+        url_from_args(args)  # refuse an unsafe or malformed broker before anything runs
+    except (MqttConfigError, ValueError) as exc:
+        print(f"coach run: {exc}", file=sys.stderr)
+        return 2
     path = recording_path(args)
     try:
         if path is not None:
             check_new(path)
+        if _windows_wanted(args):
+            return _run_with_windows(addresses, args, path)
         asyncio.run(until_terminated(_run(addresses, args, path)))
     except RecordingError as exc:
         print(f"coach run: {exc}", file=sys.stderr)
@@ -91,36 +107,87 @@ def _strap_error(exc: BaseException, kind: type[BaseException]) -> BaseException
     return exc if isinstance(exc, kind) else None
 
 
-async def _run(addresses: dict[str, str], args: argparse.Namespace, path: Path | None) -> None:
+def _windows_wanted(args: argparse.Namespace) -> bool:
+    """Windows unless --headless; without a screen, say so and run headless."""
+    if getattr(args, "headless", False):
+        return False
+    from ui.bridge import display_problem
+
+    if problem := display_problem():
+        print(f"coach run: {problem}: running without windows", file=sys.stderr)
+        return False
+    return True
+
+
+def _straps_session(addresses: dict[str, str], args: argparse.Namespace) -> tuple[Any, Any, Any]:
     from coach.clock import RealClock
     from coach.session import Session
-    from drivers.scan import scan
     from drivers.strap import Strap, StrapConfig
 
-    await scan(0.5)  # fails at once, with a clear error, when there is no Bluetooth
     clock = RealClock()
     config = StrapConfig(use_pmd=not getattr(args, "no_pmd", False))
     straps = {label: Strap(addr, label, clock, config=config) for label, addr in addresses.items()}
     session = Session(clock, labels=tuple(addresses))
     settings = {"source": "straps", "use_pmd": config.use_pmd}
-    await run_session(session, {k: s.events() for k, s in straps.items()},
-                      duration_s=getattr(args, "duration", None), record=path,
-                      settings=settings, emit_json=getattr(args, "json", False))
+    return session, {k: s.events() for k, s in straps.items()}, settings
+
+
+async def _run(addresses: dict[str, str], args: argparse.Namespace, path: Path | None) -> None:
+    from coach.mqtt import bridge_from_args
+    from drivers.scan import scan
+
+    await scan(0.5)  # fails at once, with a clear error, when there is no Bluetooth
+    session, sources, settings = _straps_session(addresses, args)
+    await run_session(session, sources, duration_s=getattr(args, "duration", None),
+                      record=path, settings=settings, emit_json=getattr(args, "json", False),
+                      bridge=bridge_from_args(session, args))
+
+
+def _run_with_windows(addresses: dict[str, str], args: argparse.Namespace,
+                      path: Path | None) -> int:
+    """The orb and the dashboard over a live session (Bluetooth checked first)."""
+    from coach.mqtt import bridge_from_args
+    from drivers.scan import scan
+    from ui.app import WindowOptions, run_windows
+
+    asyncio.run(scan(0.5))  # no Bluetooth: one clear line before any window opens
+    session, sources, settings = _straps_session(addresses, args)
+    bridge = bridge_from_args(session, args)
+
+    async def run() -> None:
+        await run_session(session, sources, duration_s=getattr(args, "duration", None),
+                          record=path, settings=settings, bridge=bridge)
+
+    opts = WindowOptions(
+        orb=not getattr(args, "no_orb", False),
+        dashboard=not getattr(args, "no_dashboard", False),
+        screen=getattr(args, "screen", None),
+        fullscreen=getattr(args, "fullscreen", None),
+        quit_when_done=getattr(args, "duration", None) is not None,
+        labels=tuple(addresses),
+    )
+    code = run_windows(session, run, opts)
+    _say_saved(path)
+    return code
 
 
 async def run_session(session: Any, sources: Mapping[str, AsyncIterator[Any]], *,
                       duration_s: float | None, record: Path | None,
-                      settings: Mapping[str, Any], emit_json: bool = False) -> None:
+                      settings: Mapping[str, Any], emit_json: bool = False,
+                      bridge: Any = None) -> None:
     """Run ``session`` on ``sources`` (straps' event streams) until ``duration_s`` or
-    cancelled, recorded to ``record`` unless None, printing a JSON state a second."""
+    cancelled, recorded to ``record`` unless None, printing a JSON state a second and
+    publishing to MQTT through ``bridge`` when given."""
     from coach.commands.record import maybe_recording
 
     async with maybe_recording(session, record, settings), asyncio.TaskGroup() as tg:
         printer = (tg.create_task(_print_states(session), name="coach.run.print")
                    if emit_json else None)
+        publisher = tg.create_task(bridge.run(), name="coach.mqtt") if bridge else None
         await session.run(sources, duration_s)
-        if printer is not None:
-            printer.cancel()
+        for task in (printer, publisher):
+            if task is not None:
+                task.cancel()
 
 
 async def _print_states(session: Any) -> None:
