@@ -66,12 +66,10 @@ def main(args: argparse.Namespace) -> int:
     except RecordingError as exc:
         print(f"coach demo: {exc}", file=sys.stderr)
         return 2
-    from coach.mqtt import BrokerAuthError, MqttConfigError, url_from_args
+    from coach.mqtt import BrokerAuthError, mqtt_problem
 
-    try:
-        url_from_args(args)  # refuse an unsafe or malformed broker before anything runs
-    except (MqttConfigError, ValueError) as exc:
-        print(f"coach demo: {exc}", file=sys.stderr)
+    if problem := mqtt_problem(args):  # refused before anything runs
+        print(f"coach demo: {problem}", file=sys.stderr)
         return 2
     if not args.headless:
         if args.speed == "max":

@@ -60,12 +60,10 @@ def main(args: argparse.Namespace) -> int:
     if not addresses:
         print("coach run: give at least --a ADDRESS (find it with `coach scan`)", file=sys.stderr)
         return 2
-    from coach.mqtt import MqttConfigError, url_from_args
+    from coach.mqtt import mqtt_problem
 
-    try:
-        url_from_args(args)  # refuse an unsafe or malformed broker before anything runs
-    except (MqttConfigError, ValueError) as exc:
-        print(f"coach run: {exc}", file=sys.stderr)
+    if problem := mqtt_problem(args):  # refused before anything runs
+        print(f"coach run: {problem}", file=sys.stderr)
         return 2
     path = recording_path(args)
     try:

@@ -23,6 +23,7 @@ from coach.mqtt.link import Backoff, BrokerAuthError
 from coach.mqtt.options import (
     add_mqtt_arguments,
     bridge_from_args,
+    mqtt_problem,
     remote_from_args,
     url_from_args,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "is_loopback_host",
     "list_rooms",
     "markers_topic",
+    "mqtt_problem",
     "parse_broker_url",
     "parse_control",
     "presence_topic",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from coach.mqtt.url import (
     PASSWORD_ENV,
     BrokerURL,
+    MqttConfigError,
     check_connection_safety,
     parse_broker_url,
     with_room,
@@ -83,6 +84,18 @@ def url_from_args(args: argparse.Namespace) -> BrokerURL | None:
         url = with_room(url, DEFAULT_ROOM)
     check_connection_safety(url, insecure=args.mqtt_insecure)
     return url
+
+
+def mqtt_problem(args: argparse.Namespace) -> str | None:
+    """Why the ``--mqtt`` options cannot be used (unsafe or malformed), else None.
+
+    Decided from the options alone, before any connection is tried.
+    """
+    try:
+        url_from_args(args)
+    except (MqttConfigError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def bridge_from_args(session: SessionLike, args: argparse.Namespace) -> MqttBridge | None:
