@@ -216,22 +216,33 @@ class BreathEstimator:
             if math.isfinite(r):
                 self._push_rsa(self._ecg_rr, [w], t, r)
 
-    def push_beats(self, beat_t_s: tuple[float, ...], rr_ms: tuple[float, ...]) -> None:
-        """Beats reported by the strap: time of each beat and the interval it ends."""
+    def push_beats(
+        self, beat_t_s: tuple[float, ...], rr_ms: tuple[float, ...]
+    ) -> list[tuple[float, float]]:
+        """Beats reported by the strap: time of each beat and the interval it ends.
+
+        Returns the beats the artifact correction has released (two beats late), so the
+        heart figures use the same corrected series.
+        """
         targets = [self.windows["rr"], self.windows["acc"]]
         if self._first_s is None and beat_t_s:
             self._first_s = beat_t_s[0] - rr_ms[0] / 1000.0
+        out: list[tuple[float, float]] = []
         for t, r in zip(beat_t_s, rr_ms, strict=True):
-            self._push_rsa(self._strap_rr, targets, t, r)
+            out += self._push_rsa(self._strap_rr, targets, t, r)
+        return out
 
     @staticmethod
-    def _push_rsa(cleaner: RRCleaner, targets: list[resp.BreathWindow], t: float, r: float) -> None:
+    def _push_rsa(
+        cleaner: RRCleaner, targets: list[resp.BreathWindow], t: float, r: float
+    ) -> list[tuple[float, float]]:
         clean = cleaner.push(t, r)
         if clean:
             tc, rc = np.array(clean).T
             tp, hr = rsa_points(tc, rc)
             for w in targets:
                 w.push(0, tp, hr)
+        return clean
 
     def _fresh(self, name: str, t_s: float) -> bool:
         k = 1 if name in ("acc", "ecg") else 0

@@ -1,8 +1,8 @@
 """Heart rate and short-term heart rate variability from RR intervals.
 
 RMSSD (root mean square of successive RR differences) over the last
-:data:`RMSSD_WINDOW_S` seconds, after dropping intervals that differ by more than 20 %
-from the median of their neighbours (a simple ectopic/missed-beat filter).
+:data:`RMSSD_WINDOW_S` seconds of artifact-corrected beats (ectopic, missed and extra
+beats corrected by :class:`coach.rr.RRCleaner`, the same series the breathing uses).
 
 References
 ----------
@@ -25,40 +25,30 @@ MAX_BEATS = 400  # bounded memory: > RMSSD_WINDOW_S at 200 bpm
 _RSA_SOS = signal.butter(2, (0.05, 0.5), btype="bandpass", fs=4.0, output="sos")
 
 
-def rr_clean_mask(rr_ms: np.ndarray, tolerance: float = 0.2) -> np.ndarray:
-    """True for RR intervals within ``tolerance`` of the median of their 5 neighbours."""
-    n = len(rr_ms)
-    if n < 3:
-        return np.ones(n, dtype=bool)
-    pad = np.pad(rr_ms, 2, mode="edge")
-    windows = np.lib.stride_tricks.sliding_window_view(pad, 5)
-    med = np.median(windows, axis=1)
-    return np.abs(rr_ms - med) <= tolerance * med
-
-
 def rmssd_ms(rr_ms: np.ndarray) -> float | None:
-    """RMSSD of artifact-filtered RR intervals; None with fewer than 10 usable ones."""
+    """RMSSD of artifact-corrected RR intervals; None with fewer than 10."""
     rr = np.asarray(rr_ms, dtype=float)
-    keep = rr_clean_mask(rr)
-    if keep.sum() < 10:
+    if len(rr) < 10:
         return None
-    # only differences between two kept, adjacent beats count
-    both = keep[1:] & keep[:-1]
-    diffs = np.diff(rr)[both]
-    if len(diffs) < 8:
-        return None
-    return float(math.sqrt(np.mean(diffs**2)))
+    return float(math.sqrt(np.mean(np.diff(rr) ** 2)))
 
 
 class HeartTracker:
     """Keeps the recent beats of one person."""
 
     def __init__(self) -> None:
-        self._beats: deque[tuple[float, float]] = deque(maxlen=MAX_BEATS)
+        self._beats: deque[tuple[float, float]] = deque(maxlen=MAX_BEATS)  # as reported
+        self._clean: deque[tuple[float, float]] = deque(maxlen=MAX_BEATS)  # corrected
         self._strap_hr: float | None = None
 
-    def push(self, event: HeartRate) -> None:
+    def push(self, event: HeartRate, corrected: list[tuple[float, float]]) -> None:
+        """A notification, and the beats artifact correction released meanwhile.
+
+        Heart rate follows the reported beats at once; RMSSD, RSA and coherence use the
+        corrected series (coach.rr.RRCleaner, Lipponen & Tarvainen 2019).
+        """
         self._beats.extend(zip(event.beat_t_s, event.rr_ms, strict=True))
+        self._clean.extend(corrected)
         if math.isfinite(event.hr_bpm) and event.hr_bpm > 0:
             self._strap_hr = event.hr_bpm
 
@@ -75,7 +65,7 @@ class HeartTracker:
         return 60000.0 / float(np.mean(rr)) if len(rr) >= 2 else None
 
     def rmssd_ms(self, t_s: float) -> float | None:
-        rr = np.array([r for b, r in self._beats if b >= t_s - RMSSD_WINDOW_S])
+        rr = np.array([r for b, r in self._clean if b >= t_s - RMSSD_WINDOW_S])
         return rmssd_ms(rr)
 
     def last_beat_s(self) -> float | None:
@@ -86,12 +76,10 @@ class HeartTracker:
 
         None unless beats cover at least 90 % of the window.
         """
-        beats = [(b, r) for b, r in self._beats if b >= t_s - window_s - 5.0]
+        beats = [(b, r) for b, r in self._clean if b >= t_s - window_s - 5.0]
         if len(beats) < 10:
             return None
         bt, rr = np.array(beats).T
-        keep = rr_clean_mask(rr)
-        bt, rr = bt[keep], rr[keep]
         start = t_s - window_s
         if len(bt) < 10 or bt[0] > start + 0.1 * window_s or bt[-1] < t_s - 0.1 * window_s:
             return None

@@ -65,8 +65,8 @@ class PartnerTracker:
         if isinstance(event, AccChunk):
             self.breath.push_acc(event)
         elif isinstance(event, HeartRate):
-            self.heart.push(event)
-            self.breath.push_beats(event.beat_t_s, event.rr_ms)
+            corrected = self.breath.push_beats(event.beat_t_s, event.rr_ms)
+            self.heart.push(event, corrected)
             if event.contact is False:
                 self._set_condition("no-contact")
             elif event.contact and self.condition == "no-contact":
