@@ -16,6 +16,8 @@ pushing and the dashboard tells the therapist.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import deque
 from typing import Final
 
@@ -42,8 +44,10 @@ class ArousalAlert:
         self._frozen_ref: float | None = None
 
     def _reference(self, t_s: float) -> tuple[float | None, float | None]:
-        window = [(h, r) for t, h, r in self._history
-                  if t_s - REFERENCE_FROM_S <= t <= t_s - REFERENCE_TO_S]
+        # the history's times increase: find the reference span by bisection
+        lo = bisect.bisect_left(self._history, t_s - REFERENCE_FROM_S, key=lambda h: h[0])
+        hi = bisect.bisect_right(self._history, t_s - REFERENCE_TO_S, key=lambda h: h[0])
+        window = [(h, r) for _, h, r in itertools.islice(self._history, lo, hi)]
         if len(window) < 10:
             return None, None
         rates = [r for _, r in window if r is not None]

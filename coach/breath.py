@@ -28,7 +28,7 @@ References
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -102,7 +102,7 @@ class AccWave:
         self._leftover = x[n * self._block :]
         if n == 0:
             return np.empty(0), np.empty(0)
-        xd = x[: n * self._block].reshape(n, self._block, 3).mean(axis=1)
+        xd = np.add.reduce(x[: n * self._block].reshape(n, self._block, 3), axis=1) / self._block
         dt = self._block / chunk.fs_hz
         t = self._next_t + (np.arange(n) + 0.5) * dt - 0.5 / chunk.fs_hz
         self._next_t += n * dt
@@ -130,7 +130,8 @@ class AccWave:
         k0 = len(self._recent)
         change = np.full(len(xd), -1.0)
         if len(hist) > self._lag:
-            d = np.linalg.norm(hist[self._lag :] - hist[: -self._lag], axis=1)
+            step = hist[self._lag :] - hist[: -self._lag]
+            d = np.sqrt(np.add.reduce(step * step, axis=1))  # np.linalg.norm(step, axis=1)
             change[max(0, self._lag - k0) :] = d[max(0, k0 - self._lag) :]
         self._recent = hist[-self._lag :]
         out = xd - self._offset
@@ -279,11 +280,14 @@ class BreathEstimator:
         slew-limited copy of it, so a corrected onset bends the drawn wave instead of
         breaking it; ``phase`` itself is never smoothed.
         """
-        e = self._estimate(t_s)
-        if e.phase is None:
+        e, phase = self._estimate(t_s)
+        if phase is None:
             self._shown = None
             return e
-        return replace(e, level=-math.cos(self._shown_phase(t_s, e.phase)))
+        level = -math.cos(self._shown_phase(t_s, phase))
+        return BreathEstimate(
+            e.rate_bpm, phase, level, e.depth, e.regularity, e.source, e.quality
+        )
 
     def _shown_phase(self, t_s: float, phase: float) -> float:
         if self._shown is None or t_s < self._shown[0] or self._phase_bpm is None:
@@ -298,19 +302,19 @@ class BreathEstimator:
         self._shown = (t_s, shown)
         return shown
 
-    def _estimate(self, t_s: float) -> BreathEstimate:
+    def _estimate(self, t_s: float) -> tuple[BreathEstimate, float | None]:
+        """The last analysis and its phase advanced to ``t_s``."""
         if t_s >= self._due_s:
             self.update(t_s)
         c = self._cached
         if c is not None and t_s >= self._cached_t:
             if c.phase is None or self._phase_bpm is None:
-                return c
-            phase = (c.phase + TWO_PI * self._phase_bpm / 60.0 * (t_s - self._cached_t)) % TWO_PI
-            return replace(c, phase=phase)
+                return c, c.phase
+            return c, (c.phase + TWO_PI * self._phase_bpm / 60.0 * (t_s - self._cached_t)) % TWO_PI
         self._cached, self._cached_t = self._analyse(t_s), t_s
         w = self.windows.get(self.source or "")
         self._phase_bpm = w.rate_bpm(t_s, w.phase_cycles) if w is not None else None
-        return self._cached
+        return self._cached, self._cached.phase
 
     def _analyse(self, t_s: float) -> BreathEstimate:
         if self.source is None:
@@ -321,7 +325,7 @@ class BreathEstimator:
         rate = w.rate_bpm(t_s)
         if rate is None:
             return BreathEstimate(None, None, st.level, None, None, self.source, st.quality)
-        depth = float(np.median(st.depth[-6:])) if st.depth.size else None
+        depth = resp.median_of_sorted(np.sort(st.depth[-6:])) if st.depth.size else None
         phase = w.phase(t_s, PHASE_DELAY_S[self.source])
         return BreathEstimate(
             rate,

@@ -12,6 +12,7 @@ physiological interpretation and clinical use. Circulation 93:1043-1065, 1996.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 
@@ -40,6 +41,7 @@ class HeartTracker:
         self._beats: deque[tuple[float, float]] = deque(maxlen=MAX_BEATS)  # as reported
         self._clean: deque[tuple[float, float]] = deque(maxlen=MAX_BEATS)  # corrected
         self._strap_hr: float | None = None
+        self._hr: tuple[int, float | None] | None = None  # (beats, hr_bpm) since the last push
 
     def push(self, event: HeartRate, corrected: list[tuple[float, float]]) -> None:
         """A notification, and the beats artifact correction released meanwhile.
@@ -48,16 +50,22 @@ class HeartTracker:
         corrected series (coach.rr.RRCleaner, Lipponen & Tarvainen 2019).
         """
         self._beats.extend(zip(event.beat_t_s, event.rr_ms, strict=True))
+        self._hr = None
         self._clean.extend(corrected)
         if math.isfinite(event.hr_bpm) and event.hr_bpm > 0:
             self._strap_hr = event.hr_bpm
 
     def hr_bpm(self, beats: int = HR_WINDOW_BEATS) -> float | None:
         """Mean heart rate over the last ``beats`` beats (the strap's own value without RR)."""
+        if self._hr is not None and self._hr[0] == beats:
+            return self._hr[1]  # asked ten times a second, changed once a second
+        hr = self._strap_hr
         if len(self._beats) >= 2:
-            rr = np.array([r for _, r in list(self._beats)[-beats:]])
-            return 60000.0 / float(np.mean(rr))
-        return self._strap_hr
+            rr = np.array([r for _, r in itertools.islice(
+                self._beats, max(0, len(self._beats) - beats), None)])
+            hr = 60000.0 / float(np.mean(rr))
+        self._hr = (beats, hr)
+        return hr
 
     def hr_recent_bpm(self, t_s: float, window_s: float) -> float | None:
         """Mean heart rate over the beats of the last ``window_s`` seconds."""

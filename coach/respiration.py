@@ -42,6 +42,30 @@ QUALITY_WINDOW_S: Final = 32.0  # s, window of the spectral quality index
 TWO_PI: Final = 2.0 * math.pi
 
 
+def sosfilt_public(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
+    """:func:`sosfilt_rows` through the public ``scipy.signal.sosfilt``."""
+    y, z = signal.sosfilt(sos, x, axis=-1, zi=np.moveaxis(zi, 1, 0))
+    x[...] = y
+    zi[...] = np.moveaxis(z, 0, 1)
+
+
+try:  # the C loop behind scipy.signal.sosfilt, without its checks (2 instead of 25 us a call)
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_c
+except ImportError:  # pragma: no cover - a scipy that moved it: the public function
+    _sosfilt_c = sosfilt_public
+
+
+def sosfilt_rows(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
+    """Filter each row of ``x`` in place, exactly as ``scipy.signal.sosfilt`` would.
+
+    ``sos``: (sections, 6), ``x``: (rows, samples), ``zi``: (rows, sections, 2), all
+    C-contiguous float64; ``zi`` is updated in place. The live filters run on chunks of
+    a few dozen samples many times a second, where sosfilt's argument checks cost ten
+    times the filtering.
+    """
+    _sosfilt_c(sos, x, zi)
+
+
 class SosStream:
     """A causal SOS filter keeping its state between chunks (along axis 0).
 
@@ -50,18 +74,19 @@ class SosStream:
     """
 
     def __init__(self, sos: np.ndarray) -> None:
-        self.sos = np.asarray(sos, dtype=np.float64)
-        self.zi: np.ndarray | None = None
+        self.sos = np.ascontiguousarray(sos, dtype=np.float64)
+        self._zi0 = signal.sosfilt_zi(self.sos)
+        self.zi: np.ndarray | None = None  # (channels, sections, 2)
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         x = np.asarray(chunk, dtype=np.float64)
         if x.size == 0:
             return x.copy()
+        rows = np.array(x.T if x.ndim == 2 else x[None, :], order="C")
         if self.zi is None:
-            zi = signal.sosfilt_zi(self.sos)
-            self.zi = zi[..., None] * x[0] if x.ndim == 2 else zi * x[0]
-        y, self.zi = signal.sosfilt(self.sos, x, axis=0, zi=self.zi)
-        return y
+            self.zi = self._zi0[None, :, :] * rows[:, :1, None]
+        sosfilt_rows(self.sos, rows, self.zi)
+        return rows.T if x.ndim == 2 else rows[0]
 
 
 def resp_sos(fs_hz: float, band_hz: tuple[float, float] = BAND_HZ, order: int = 2) -> np.ndarray:
@@ -94,11 +119,12 @@ def resp_filtfilt(sos: np.ndarray, x: np.ndarray, zi: np.ndarray | None = None) 
     ext = np.concatenate(
         [2 * first - x[..., pad:0:-1], x, 2 * last - x[..., -2 : -pad - 2 : -1]], axis=-1
     )
-    z = zi.reshape(zi.shape[0], *([1] * (x.ndim - 1)), 2)
-    y, _ = signal.sosfilt(sos, ext, axis=-1, zi=z * ext[..., :1][None, ...])
-    y = y[..., ::-1]
-    y, _ = signal.sosfilt(sos, y, axis=-1, zi=z * y[..., :1][None, ...])
-    return y[..., ::-1][..., pad : pad + n]
+    sos = np.ascontiguousarray(sos, dtype=np.float64)
+    y = np.array(ext.reshape(-1, ext.shape[-1]), dtype=np.float64, order="C")
+    sosfilt_rows(sos, y, zi[None, :, :] * y[:, :1, None])
+    y = np.array(y[:, ::-1], order="C")
+    sosfilt_rows(sos, y, zi[None, :, :] * y[:, :1, None])
+    return y[:, ::-1][:, pad : pad + n].reshape(x.shape)
 
 
 def resp_phase_delay_s(fs_hz: float, rate_bpm: float) -> float:
@@ -128,7 +154,7 @@ class Breaths:
     depth: np.ndarray
 
 
-def _alternate(idx: np.ndarray, is_max: np.ndarray, x: np.ndarray) -> list[tuple[int, bool]]:
+def _alternate(idx: np.ndarray, is_max: np.ndarray, x: list[float]) -> list[tuple[int, bool]]:
     """Merge extrema into a strictly alternating max/min sequence, keeping the extreme."""
     out: list[tuple[int, bool]] = []
     for i, m in zip(idx.tolist(), is_max.tolist(), strict=True):
@@ -141,43 +167,56 @@ def _alternate(idx: np.ndarray, is_max: np.ndarray, x: np.ndarray) -> list[tuple
     return out
 
 
-def _upper_quartile(x: np.ndarray) -> float:
-    """``np.percentile(x, 75)`` (linear), without its overhead on short arrays."""
-    s = np.sort(x)
-    pos = 0.75 * (s.size - 1)
-    k = int(pos)
-    return float(s[k] + (s[min(k + 1, s.size - 1)] - s[k]) * (pos - k))
+def median_of_sorted(s: np.ndarray) -> float:
+    """``np.median`` of an already sorted array (same value), without its overhead."""
+    n = s.size
+    return float(s[n // 2]) if n % 2 else float((s[n // 2 - 1] + s[n // 2]) / 2)
 
 
-def _local_threshold(ext: list[tuple[int, bool]], x: np.ndarray, span: int) -> np.ndarray:
+def _window_upper_quartiles(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``np.percentile(values[a:b], 75)`` (linear) for every window ``[a, b)``, at once."""
+    width = int((hi - lo).max())
+    idx = lo[:, None] + np.arange(width)[None, :]
+    inside = idx < hi[:, None]
+    s = np.sort(np.where(inside, values[np.minimum(idx, values.size - 1)], np.inf), axis=1)
+    pos = 0.75 * (hi - lo - 1)
+    k = pos.astype(int)
+    rows = np.arange(lo.size)
+    below = s[rows, k]
+    return below + (s[rows, np.minimum(k + 1, hi - lo - 1)] - below) * (pos - k)
+
+
+def _local_threshold(pos: np.ndarray, x: np.ndarray, span: int) -> np.ndarray:
     """Per-sample threshold: 0.3 x upper quartile of the swings within +-span samples."""
-    pos = np.array([i for i, _ in ext], dtype=np.float64)
-    swings = np.abs(np.diff(x[pos.astype(int)]))
+    swings = np.abs(np.diff(x[pos]))
     mid = (pos[1:] + pos[:-1]) / 2
     lo = np.searchsorted(mid, mid - span)
     hi = np.searchsorted(mid, mid + span, side="right")
-    q3 = np.array([_upper_quartile(swings[a:b]) for a, b in zip(lo, hi, strict=True)])
+    q3 = _window_upper_quartiles(swings, lo, hi)
     return np.interp(np.arange(x.size), mid, AMPLITUDE_FRACTION * q3)
 
 
 def _prune_small(ext: list[tuple[int, bool]], x: np.ndarray, span: int) -> list[tuple[int, bool]]:
-    """Drop extremum pairs swinging less than 0.3 x the local upper quartile [1]."""
+    """Drop extremum pairs swinging less than 0.3 x the local upper quartile [1].
+
+    Removing two neighbours of an alternating sequence leaves it alternating.
+    """
     if len(ext) < 3:
         return ext
-    thr = _local_threshold(ext, x, span)
+    pos = np.array([i for i, _ in ext])
+    thr = _local_threshold(pos, x, span)
     while len(ext) >= 3:
-        pos = np.array([i for i, _ in ext])
         swings = np.abs(np.diff(x[pos]))
         ratio = swings / np.maximum(thr[(pos[1:] + pos[:-1]) // 2], 1e-300)
         k = int(np.argmin(ratio))
         if ratio[k] >= 1.0:
             break
         del ext[k : k + 2]
-        ext = _alternate(np.array([i for i, _ in ext], dtype=int), np.array([m for _, m in ext]), x)
+        pos = np.concatenate([pos[:k], pos[k + 2 :]])
     return ext
 
 
-def _refine(x: np.ndarray, i: int) -> float:
+def _refine(x: list[float], i: int) -> float:
     """Sub-sample position of an extremum by parabolic interpolation."""
     if 0 < i < len(x) - 1:
         den = x[i - 1] - 2 * x[i] + x[i + 1]
@@ -209,14 +248,16 @@ def resp_breaths(
     idx = np.concatenate([maxima, minima])
     is_max = np.concatenate([np.ones(maxima.size, bool), np.zeros(minima.size, bool)])
     order = np.argsort(idx, kind="stable")
-    ext = _prune_small(_alternate(idx[order], is_max[order], x), x, round(span_s * fs_hz))
-    on = [t0_s + _refine(x, i) / fs_hz for i, m in ext if not m]
-    ex, depth = [], []
+    xs = x.tolist()  # scalar work on Python floats: the same arithmetic, faster
+    ext = _prune_small(_alternate(idx[order], is_max[order], xs), x, round(span_s * fs_hz))
+    on, ex, depth = [], [], []
     for k, (i, m) in enumerate(ext):
+        t = t0_s + _refine(xs, i) / fs_hz
         if m:
-            ex.append(t0_s + _refine(x, i) / fs_hz)
-            prev = x[ext[k - 1][0]] if k > 0 else np.nan
-            depth.append(x[i] - prev)
+            ex.append(t)
+            depth.append(xs[i] - xs[ext[k - 1][0]] if k > 0 else math.nan)
+        else:
+            on.append(t)
     return Breaths(np.array(on), np.array(ex), np.array(depth))
 
 
@@ -299,13 +340,14 @@ def resp_fuse(
     ECG amplitudes fall or rise with inhalation depending on the electrodes. Without
     ``signs`` each wave's sign is that of its dot product with the first.
     """
-    ref = waves[0] - waves[0].mean()
-    out = np.zeros_like(ref, dtype=np.float64)
-    for k, (w, q) in enumerate(zip(waves, weights, strict=True)):
-        z = (w - w.mean()) / (w.std() or 1.0)
-        s = signs[k] if signs is not None else (1.0 if np.dot(z, ref) >= 0 else -1.0)
-        out += q * s * z
-    return out
+    x = np.array(waves, dtype=np.float64)
+    sd = x.std(axis=1)
+    z = (x - x.mean(axis=1, keepdims=True)) / np.where(sd == 0, 1.0, sd)[:, None]
+    if signs is None:
+        ref = x[0] - x[0].mean()
+        signs = [1.0 if np.dot(zk, ref) >= 0 else -1.0 for zk in z]
+    coef = np.array([q * s for q, s in zip(weights, signs, strict=True)])
+    return (coef[:, None] * z).sum(axis=0)
 
 
 # ----------------------------------------------------------------------------- causal
@@ -333,6 +375,17 @@ class WindowState:
     depth: np.ndarray
     level: float
     quality: float
+
+
+def _median_period(st: WindowState, n: int) -> tuple[float, float] | None:
+    """Median of the newest ``n - 1`` onset and exhale cycles (plausible ones), and the
+    time of the newest event; None without a plausible cycle."""
+    periods = [float(p) for e in (st.onset_s, st.exhale_s) for p in np.diff(e[-n:])]
+    periods = [p for p in periods if 60.0 / RATE_MAX_BPM <= p <= 60.0 / RATE_MIN_BPM]
+    if not periods:
+        return None
+    newest = max(e[-1] for e in (st.onset_s, st.exhale_s) if e.size)
+    return statistics.median(periods), float(newest)
 
 
 class BreathWindow:
@@ -376,6 +429,7 @@ class BreathWindow:
         self._corr = np.zeros(n_sources)
         self._updates = 0
         self.state: WindowState | None = None
+        self._periods: dict[int, tuple[float, float] | None] = {}  # rate_bpm's, per state
         self.onsets: deque[float] = deque(maxlen=64)  # committed events, for reports
         self.exhales: deque[float] = deque(maxlen=64)
 
@@ -406,11 +460,12 @@ class BreathWindow:
         signs = list(np.where(self._corr >= 0, 1.0, -1.0))
         fused = resp_fuse(clean, list(w if w.sum() > 0 else self.gains), signs)
         b = resp_breaths(fused, self.fs_hz, t0)
-        half = float(np.median(b.depth)) / 2 if b.depth.size else 0.0
+        half = median_of_sorted(np.sort(b.depth)) / 2 if b.depth.size else 0.0
         level = float(np.clip(fused[-1] / half, -1.5, 1.5)) if half > 0 else 0.0
         self.state = WindowState(
             t_s, b.onset_s, b.exhale_s, b.depth, level, resp_quality(fused, self.fs_hz)[1]
         )
+        self._periods = {}
         self._commit(b, t_s)
         return self.state
 
@@ -435,15 +490,11 @@ class BreathWindow:
         """Long-term quality and sign of each source (exponential memory)."""
         self._updates += 1
         a = max(1.0 / self._updates, UPDATE_S / QUALITY_TAU_S)
-        q = resp_qualities(np.array(clean), self.fs_hz)[1]
-        sd = [float(x.std()) for x in clean]
+        x = np.array(clean)
+        q = resp_qualities(x, self.fs_hz)[1]
+        sd = x.std(axis=1)
         if sd[0] > 0:
-            c = np.array(
-                [
-                    float(np.mean(clean[0] * x)) / (sd[0] * (s or 1.0))
-                    for x, s in zip(clean, sd, strict=True)
-                ]
-            )
+            c = (x[0] * x).mean(axis=1) / (sd[0] * np.where(sd == 0, 1.0, sd))
             self._corr += a * (c - self._corr)
         else:
             self._corr[0] = 1.0
@@ -464,12 +515,12 @@ class BreathWindow:
         if st is None:
             return None
         n = (cycles or self.cycles) + 1
-        periods = [float(p) for e in (st.onset_s, st.exhale_s) for p in np.diff(e[-n:])]
-        periods = [p for p in periods if 60.0 / RATE_MAX_BPM <= p <= 60.0 / RATE_MIN_BPM]
-        if not periods:
+        if n not in self._periods:  # (median period, newest event) of this analysis
+            self._periods[n] = _median_period(st, n)
+        found = self._periods[n]
+        if found is None:
             return None
-        period = statistics.median(periods)
-        newest = max(e[-1] for e in (st.onset_s, st.exhale_s) if e.size)
+        period, newest = found
         if (t_s if t_s is not None else st.t_s) - newest > STALE_PERIODS * period + UPDATE_S:
             return None
         return 60.0 / period
@@ -490,7 +541,7 @@ class BreathWindow:
             k = np.searchsorted(st.exhale_s, st.onset_s[:-1], side="right")
             ok = k < st.exhale_s.size
             ins = (st.exhale_s[k[ok]] - st.onset_s[:-1][ok]) / np.diff(st.onset_s)[ok]
-            frac = float(np.clip(np.median(ins), 0.2, 0.8)) if ins.size else 0.4
+            frac = min(max(median_of_sorted(np.sort(ins)), 0.2), 0.8) if ins.size else 0.4
             ref, start = float(st.exhale_s[-1]), TWO_PI * frac
         return (start + TWO_PI * (t_s + delay_s - ref) * r / 60.0) % TWO_PI
 

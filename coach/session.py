@@ -40,6 +40,7 @@ class Session:
         self.coregulator = CoRegulator(0.0, solo=self.solo)
         self.synchrony = Synchrony()
         self._sync_due_s = 0.0
+        self._extra: dict[str, Any] = {}  # the state's extra figures (synchrony, once a second)
         self.errors = 0
         self._sinks: list[Sink] = []
         self._pending_markers: list[Marker] = []
@@ -132,15 +133,16 @@ class Session:
             self._sync_due_s += 1.0
             last = self.states.latest
             orb = last.pacer.phase_at(t_s) if last is not None and last.pacer else None
-            self.synchrony.add(
+            sync = self.synchrony.add(
                 {k: p.phase for k, p in partners.items()},
                 {k: p.hr_bpm for k, p in partners.items()},
                 orb,
             )
+            self._extra = {"synchrony": round_figures(sync)} if sync else {}
         sync = self.synchrony.latest
         pacer = self.coregulator.update(t_s, partners, sync.get("orb_plv"))
         markers, self._pending_markers = tuple(self._pending_markers), []
-        extra = {"synchrony": round_figures(sync)} if sync else {}
+        extra = self._extra
         state = SessionState(t_s, partners, self.coregulator.anchor, pacer, markers, extra)
         self.states.publish(state)
         if self._awaiting_state:

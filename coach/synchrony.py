@@ -38,6 +38,7 @@ from collections import deque
 from typing import Any, Final
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 SYNC_WINDOW_S: Final = 60  # seconds (samples at 1 Hz)
 SEGMENT_S: Final = 10  # seconds per shuffled segment
@@ -53,6 +54,11 @@ def plv(phase_diff: np.ndarray) -> float:
     return float(abs(np.mean(np.exp(1j * phase_diff))))
 
 
+def plvs(phase_diffs: np.ndarray) -> np.ndarray:
+    """:func:`plv` of each row."""
+    return np.abs(np.mean(np.exp(1j * phase_diffs), axis=1))
+
+
 def lagged_xcorr(x: np.ndarray, y: np.ndarray, max_lag: int) -> float | None:
     """Highest correlation of ``x`` and ``y`` shifted by up to ``max_lag`` samples.
 
@@ -60,16 +66,26 @@ def lagged_xcorr(x: np.ndarray, y: np.ndarray, max_lag: int) -> float | None:
     is the mean product over the overlapping samples (the usual windowed
     cross-correlation estimate; Boker et al. 2002).
     """
-    if len(x) != len(y) or len(x) < 2 * max_lag + 10:
+    if len(x) != len(y):
         return None
-    sx, sy = float(np.std(x)), float(np.std(y))
-    if sx == 0 or sy == 0:
-        return None
-    xz, yz = (x - x.mean()) / sx, (y - y.mean()) / sy
+    r = lagged_xcorrs(x, np.asarray(y)[None, :], max_lag)[0]
+    return None if math.isnan(r) else float(r)
+
+
+def lagged_xcorrs(x: np.ndarray, ys: np.ndarray, max_lag: int) -> np.ndarray:
+    """:func:`lagged_xcorr` of ``x`` with each row of ``ys`` (NaN where it is None)."""
     n = len(x)
-    full = np.correlate(xz, yz, mode="full")[n - 1 - max_lag : n + max_lag]
+    out = np.full(len(ys), math.nan)
+    sx, sy = float(np.std(x)), ys.std(axis=1)
+    if n < 2 * max_lag + 10 or sx == 0:
+        return out
+    xz = (x - x.mean()) / sx
+    yz = (ys - ys.mean(axis=1, keepdims=True)) / np.where(sy == 0, 1.0, sy)[:, None]
+    # row j of the windows is x shifted by lag j - max_lag, zero outside
+    windows = sliding_window_view(np.pad(xz, max_lag), n)
     overlap = n - np.abs(np.arange(-max_lag, max_lag + 1))
-    return float(np.max(full / overlap))
+    best = np.max((yz @ windows.T) / overlap, axis=1)
+    return np.where(sy == 0, math.nan, best)
 
 
 def _shuffles(n: int, rng: np.random.Generator) -> list[np.ndarray]:
@@ -91,7 +107,8 @@ class Synchrony:
         self._rows: deque[tuple[float, ...]] = deque(maxlen=SYNC_WINDOW_S)
         self._rel_b: deque[float] = deque(maxlen=HISTORY_S)  # B's orb-relative phase, no gaps
         self._orb_rows: dict[str, deque[float]] = {}
-        self._shuffles = _shuffles(SYNC_WINDOW_S, np.random.default_rng(seed))
+        self._shuffles = np.array(_shuffles(SYNC_WINDOW_S, np.random.default_rng(seed)))
+        self._xcorr_rows = np.vstack([np.arange(SYNC_WINDOW_S), self._shuffles[:8]])
         self._sums: dict[str, float] = {}
         self._windows = 0
         self._beyond = 0
@@ -136,10 +153,11 @@ class Synchrony:
         out["breath_plv"] = plv(a - b)
         out["breath_plv_baseline"] = self._pseudo_couple(a - orb, b - orb)
         ha, hb = hr_a - hr_a.mean(), hr_b - hr_b.mean()
-        out["hr_xcorr"] = lagged_xcorr(ha, hb, MAX_LAG_S)
-        surrogate = [lagged_xcorr(ha, hb[p], MAX_LAG_S) for p in self._shuffles[:8]]
-        known = [s for s in surrogate if s is not None]
-        out["hr_xcorr_baseline"] = float(np.mean(known)) if known else None
+        # the real pair, then B's heart rate segment-shuffled 8 times
+        r = lagged_xcorrs(ha, hb[self._xcorr_rows], MAX_LAG_S)
+        out["hr_xcorr"] = None if math.isnan(r[0]) else float(r[0])
+        known = r[1:][~np.isnan(r[1:])]
+        out["hr_xcorr_baseline"] = float(np.mean(known)) if known.size else None
         self._accumulate(out)
         return out | {"session": self.session_summary()}
 
@@ -148,8 +166,8 @@ class Synchrony:
         n, w = len(history), SYNC_WINDOW_S
         shifted = [history[n - w - d : n - d] for d in PSEUDO_OFFSETS_S if n - w - d >= 0]
         if shifted:
-            return float(np.mean([plv(rel_a - old) for old in shifted]))
-        return float(np.mean([plv(rel_a - rel_b[p]) for p in self._shuffles]))
+            return float(np.mean(plvs(rel_a - np.array(shifted))))
+        return float(np.mean(plvs(rel_a - rel_b[self._shuffles])))
 
     def _accumulate(self, out: dict[str, Any]) -> None:
         self._windows += 1

@@ -18,7 +18,7 @@ from coach.clock import VirtualClock
 from coach.coherence import hrv_coherence
 from coach.commands.demo import build, run_headless
 from coach.coregulator import AnchorChooser, CoRegulator
-from coach.synchrony import BEYOND_MARGIN, Synchrony, lagged_xcorr, plv
+from coach.synchrony import BEYOND_MARGIN, Synchrony, lagged_xcorr, lagged_xcorrs, plv, plvs
 from coach.types import Command, PartnerState
 
 # ------------------------------------------------------------------ calm score
@@ -278,3 +278,17 @@ def test_independent_people_stay_at_baseline_with_the_orb_held_elsewhere() -> No
     states = _run_with_fixed_pace("independent", 420.0, 6.0)
     real, base = _late_sync(states, "breath_plv"), _late_sync(states, "breath_plv_baseline")
     assert abs(real - base) < 0.15
+
+
+def test_batched_synchrony_figures_equal_the_textbook_forms() -> None:
+    rng = np.random.default_rng(7)
+    diffs = rng.uniform(0, 2 * math.pi, (4, 60))
+    np.testing.assert_allclose(plvs(diffs), [abs(np.mean(np.exp(1j * d))) for d in diffs])
+    x = rng.normal(size=60)
+    ys = np.vstack([rng.normal(size=60), np.roll(x, 2), np.full(60, 3.0)])
+    got = lagged_xcorrs(x, ys, 5)
+    for y, r in zip(ys[:2], got[:2], strict=True):  # np.correlate, standardised, per overlap
+        xz, yz = (x - x.mean()) / x.std(), (y - y.mean()) / y.std()
+        full = np.correlate(xz, yz, "full")[60 - 1 - 5 : 60 + 5]
+        assert r == pytest.approx(np.max(full / (60 - np.abs(np.arange(-5, 6)))), rel=1e-12)
+    assert got[1] > 0.9 and math.isnan(got[2])  # a flat series has no correlation

@@ -119,3 +119,30 @@ def test_window_reports_nothing_before_its_minimum_of_data():
     win.push(0, t[(t > 20) & (t <= 40)], x[(t > 20) & (t <= 40)])
     assert win.update(40.0) is not None
     assert abs(win.rate_bpm(40.0) - 12.0) < 1.5
+
+
+def test_row_filter_is_scipy_sosfilt_on_both_paths():
+    """The direct C call and the public fallback both equal scipy.signal.sosfilt."""
+    rng = np.random.default_rng(4)
+    sos = resp.resp_sos(25.0)
+    x = rng.normal(size=(3, 200)).cumsum(axis=1)
+    zi = signal.sosfilt_zi(sos)[None, :, :] * x[:, :1, None]
+    ref, ref_zi = signal.sosfilt(sos, x, axis=-1, zi=np.moveaxis(zi, 1, 0))
+    for kernel in (resp.sosfilt_rows, resp.sosfilt_public):
+        y, z = x.copy(), zi.copy()
+        kernel(sos, y, z)
+        np.testing.assert_allclose(y, ref, rtol=1e-12)
+        np.testing.assert_allclose(z, np.moveaxis(ref_zi, 0, 1), rtol=1e-12)
+
+
+def test_small_statistics_equal_numpy():
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 10, 11):
+        x = rng.normal(size=n)
+        assert resp.median_of_sorted(np.sort(x)) == np.median(x)
+    values = rng.normal(size=40)
+    lo = np.array([0, 0, 5, 20, 39])
+    hi = np.array([1, 7, 30, 40, 40])
+    got = resp._window_upper_quartiles(values, lo, hi)
+    want = [np.percentile(values[a:b], 75) for a, b in zip(lo, hi, strict=True)]
+    np.testing.assert_allclose(got, want, rtol=1e-12)

@@ -32,22 +32,23 @@ async def replay_states(reader: RecordingReader, clock: Clock,
     sub = session.states.subscribe(maxsize=100_000)
     n = 0
 
-    async def consume() -> None:
+    def drain() -> None:
         nonlocal n
-        async for state in sub:
+        while (state := sub.get_nowait()) is not None:
             n += 1
             if on_state is not None:
                 on_state(state, session.t_origin_s)
 
+    async def consume() -> None:
+        while True:  # every second rather than on every state: a replay is busy enough
+            await clock.sleep(1.0)
+            drain()
+
     async with asyncio.TaskGroup() as tg:
         consumer = tg.create_task(consume(), name="coach.replay.consume")
         await replay_session(reader, session)
-        await asyncio.sleep(0)
         consumer.cancel()
-    while (state := sub.get_nowait()) is not None:
-        n += 1
-        if on_state is not None:
-            on_state(state, session.t_origin_s)
+    drain()
     return n
 
 
