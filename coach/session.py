@@ -25,6 +25,7 @@ from coach.types import Command, HeartRate, Marker, SessionState, StrapEvent
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Any], None]
+TIE_S = 1e-6  # s: a command this close to a state tick counts as at its moment
 
 
 class Session:
@@ -43,7 +44,7 @@ class Session:
         self._extra: dict[str, Any] = {}  # the state's extra figures (synchrony, once a second)
         self.errors = 0
         self._sinks: list[Sink] = []
-        self._pending_markers: list[Marker] = []
+        self._queued: list[tuple[float, Command, Marker | None]] = []  # see command()
         self._started = False
         # latency of heart-rate notifications (stamped on arrival by the driver), seconds:
         # arrival -> taken in by the tracker, and arrival -> first state that includes it
@@ -60,20 +61,37 @@ class Session:
             sink(item)
 
     def command(self, cmd: Command) -> None:
-        """Apply a command from a view; never blocks."""
+        """Take a command from a view; never blocks.
+
+        It is recorded at once and applied at the first state tick strictly after it
+        (one at the very moment of a tick waits for the next), so that a replay, whose
+        commands and ticks may fall due in another order at the same instant, applies
+        it at the same tick as the live session did.
+        """
         self._emit(cmd)
+        now = self.clock.now() if self._started else self.t_origin_s
+        marker = None
         if cmd.kind == "marker":
-            now = self.clock.now() if self._started else self.t_origin_s
             marker = Marker(now, str(cmd.value or "note"), cmd.note)
             self._emit(marker)
-            self._pending_markers.append(marker)
-            return
-        if cmd.kind == "baseline":
-            now = self.clock.now()
-            for tracker in self.trackers.values():
-                tracker.calm.start_baseline(now, float(cmd.value or 120.0))
-            return
-        self.coregulator.command(cmd)
+        self._queued.append((now, cmd, marker))
+
+    def _apply_due(self, t_s: float) -> tuple[Marker, ...]:
+        """Apply the commands due before the tick at ``t_s``; return their markers."""
+        if not self._queued or self._queued[0][0] >= t_s - TIE_S:
+            return ()
+        due = [q for q in self._queued if q[0] < t_s - TIE_S]
+        self._queued = [q for q in self._queued if q[0] >= t_s - TIE_S]
+        markers: list[Marker] = []
+        for t, cmd, marker in due:
+            if marker is not None:
+                markers.append(marker)
+            elif cmd.kind == "baseline":
+                for tracker in self.trackers.values():
+                    tracker.calm.start_baseline(t, float(cmd.value or 120.0))
+            else:
+                self.coregulator.command(cmd)
+        return tuple(markers)
 
     async def run(
         self,
@@ -128,6 +146,7 @@ class Session:
 
     def publish(self, t_s: float) -> SessionState:
         """Compute and publish the state at ``t_s``."""
+        markers = self._apply_due(t_s)
         partners = {label: tr.state(t_s) for label, tr in self.trackers.items()}
         if t_s >= self._sync_due_s - 1e-9:
             self._sync_due_s += 1.0
@@ -141,7 +160,6 @@ class Session:
             self._extra = {"synchrony": round_figures(sync)} if sync else {}
         sync = self.synchrony.latest
         pacer = self.coregulator.update(t_s, partners, sync.get("orb_plv"))
-        markers, self._pending_markers = tuple(self._pending_markers), []
         extra = self._extra
         state = SessionState(t_s, partners, self.coregulator.anchor, pacer, markers, extra)
         self.states.publish(state)

@@ -106,3 +106,33 @@ def test_sources_keep_time_on_any_clock_origin(tmp_path: Path) -> None:
 def test_shift_event_leaves_commands_alone() -> None:
     cmd = Command("pace", 6.0)
     assert shift_event(cmd, 5.0) is cmd
+
+
+@pytest.mark.parametrize("first", ["session", "therapist"])
+def test_a_command_at_the_moment_of_a_tick_applies_at_the_next(first: str) -> None:
+    """Whichever of the two falls due first at that instant (a replay may order them
+    otherwise than the live session did), the command takes effect at the next tick."""
+    from coach.session import Session
+
+    clock = VirtualClock()
+
+    async def main() -> list[Any]:
+        session = Session(clock)
+        sub = session.states.subscribe(maxsize=100)
+
+        async def therapist() -> None:
+            await clock.sleep_until(0.2)
+            session.command(Command("marker", "rupture"))
+            session.command(Command("pace", 7.0))
+
+        async with asyncio.TaskGroup() as tg:
+            starts = [lambda: tg.create_task(session.run({}, 0.5)),
+                      lambda: tg.create_task(therapist())]
+            for start in starts if first == "session" else starts[::-1]:
+                start()
+        assert session.coregulator.fixed_pace_bpm == 7.0
+        return [s for s in iter(sub.get_nowait, None)]
+
+    states = clock.run(main())
+    assert [round(s.t_s, 6) for s in states] == [0.1, 0.2, 0.3, 0.4, 0.5]
+    assert [round(s.t_s, 6) for s in states if s.markers] == [0.3]

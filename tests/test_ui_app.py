@@ -171,7 +171,7 @@ def test_sigterm_closes_cleanly(tmp_path) -> None:
 
 
 def test_commands_reach_the_real_session() -> None:
-    """A marker command becomes a Marker on the next published state."""
+    """A marker command becomes a Marker on the next published state (the next tick)."""
     from coach.clock import VirtualClock
     from coach.session import Session
 
@@ -180,7 +180,7 @@ def test_commands_reach_the_real_session() -> None:
     async def go() -> tuple:
         session = Session(clock)
         session.command(Command(kind="marker", value="repair", note="apology"))
-        return session.publish(clock.now()).markers
+        return session.publish(clock.now() + 0.1).markers
 
     markers = clock.run(go())
     assert [(m.kind, m.note) for m in markers] == [("repair", "apology")]
