@@ -36,7 +36,7 @@ from scipy import signal
 
 from coach import respiration as resp
 from coach.config import BREATH_AXIS_TAU_S, BREATH_BAND_HZ, BREATH_FS_HZ
-from coach.ecg import RPeakDetector
+from coach.ecg import Beats, RPeakDetector
 from coach.rr import RRCleaner, rsa_points
 from coach.types import TWO_PI, AccChunk, EcgChunk
 
@@ -47,6 +47,7 @@ JUMP_MIN_MG: Final = 20.0  # mG per JUMP_LAG_S: no breath moves the chest this f
 JUMP_FACTOR: Final = 5.0  # x the running rms change per JUMP_LAG_S, if that is larger
 JUMP_HOLD_S: Final = 1.0  # s the wave is held after the last sudden change
 JUMP_TAU_S: Final = 30.0  # s, memory of the running rms change
+MAX_PENDING: Final = 32  # chunks of a kind held before they are processed anyway
 SOURCE_SILENT_S: Final = 3.0  # s without data before a source is given up
 PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0, "rr": 0.0}  # s, see docs/breathing.md
 SHOWN_SLEW_RAD_S: Final = 1.5  # rad/s: how fast the drawn wave may catch up with the phase
@@ -66,11 +67,12 @@ class BreathEstimate:
 
 
 class AccWave:
-    """Chest acceleration to a one-dimensional breathing wave, chunk by chunk [1]_.
+    """Chest acceleration to a one-dimensional breathing wave, block by block [1]_.
 
     Block averages to :data:`BREATH_FS_HZ`, a causal band-pass per axis and a running
     covariance (memory :data:`BREATH_AXIS_TAU_S`) whose main eigenvector is the
-    breathing axis, kept from flipping sign between chunks. Vectorised per chunk.
+    breathing axis, kept from flipping sign between blocks. Vectorised per block (one
+    or several chunks from the strap).
     """
 
     def __init__(self, fs_out_hz: float = BREATH_FS_HZ) -> None:
@@ -93,19 +95,17 @@ class AccWave:
 
     def push(self, chunk: AccChunk) -> tuple[np.ndarray, np.ndarray]:
         """Feed one chunk; return (times, wave) of the new output samples."""
-        if self._block is None:
-            self._block = max(1, round(chunk.fs_hz / self.fs_hz))
-        if self._next_t is None or not len(self._leftover):
-            self._next_t = chunk.t_s - len(self._leftover) / chunk.fs_hz
-        x = np.concatenate([self._leftover, chunk.acc_mg])
-        n = len(x) // self._block
-        self._leftover = x[n * self._block :]
-        if n == 0:
+        return self.push_chunks([chunk])
+
+    def push_chunks(self, chunks: list[AccChunk]) -> tuple[np.ndarray, np.ndarray]:
+        """Feed chunks in order, as one block; return (times, wave) of the new samples."""
+        parts = [self._decimate(chunk) for chunk in chunks]
+        parts = [p for p in parts if p[0].size]
+        if not parts:
             return np.empty(0), np.empty(0)
-        xd = np.add.reduce(x[: n * self._block].reshape(n, self._block, 3), axis=1) / self._block
-        dt = self._block / chunk.fs_hz
-        t = self._next_t + (np.arange(n) + 0.5) * dt - 0.5 / chunk.fs_hz
-        self._next_t += n * dt
+        t = np.concatenate([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+        xd = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
+        n = len(xd)
         xd = self._despike(xd)
         filt = self._filter.process(xd)
         alpha = math.exp(-n / (BREATH_AXIS_TAU_S * self.fs_hz))
@@ -115,6 +115,23 @@ class AccWave:
         # project the unfiltered samples: the zero-phase window filter band-limits them
         # later, whereas the causal band-pass would shift the breath's phase
         return t, xd @ self.axis
+
+    def _decimate(self, chunk: AccChunk) -> tuple[np.ndarray, np.ndarray]:
+        """Block averages of a chunk (with what the last one left over) and their times."""
+        if self._block is None:
+            self._block = max(1, round(chunk.fs_hz / self.fs_hz))
+        if self._next_t is None or not len(self._leftover):
+            self._next_t = chunk.t_s - len(self._leftover) / chunk.fs_hz
+        x = np.concatenate([self._leftover, chunk.acc_mg])
+        n = len(x) // self._block
+        self._leftover = x[n * self._block :]
+        if n == 0:
+            return np.empty(0), np.empty((0, 3))
+        xd = np.add.reduce(x[: n * self._block].reshape(n, self._block, 3), axis=1) / self._block
+        dt = self._block / chunk.fs_hz
+        t = self._next_t + (np.arange(n) + 0.5) * dt - 0.5 / chunk.fs_hz
+        self._next_t += n * dt
+        return t, xd
 
     def _despike(self, xd: np.ndarray) -> np.ndarray:
         """Hold the wave through sudden changes and remove the step they leave.
@@ -164,7 +181,10 @@ class BreathEstimator:
 
     Feed :meth:`push_acc`, :meth:`push_ecg` and :meth:`push_beats` as data arrives;
     :meth:`estimate` re-analyses at most once per :data:`~coach.respiration.UPDATE_S`
-    and otherwise extrapolates the phase, so calling it often is cheap.
+    and otherwise extrapolates the phase, so calling it often is cheap. Chest motion
+    and ECG chunks wait until the next analysis (or :data:`MAX_PENDING` chunks) and are
+    then processed as one block: nothing reads them in between, and one pass over a
+    second of data costs far less than one per chunk.
     """
 
     def __init__(self) -> None:
@@ -192,20 +212,38 @@ class BreathEstimator:
         self._cached_t = -math.inf
         self._shown: tuple[float, float] | None = None  # (t, phase) of the drawn wave
         self._phase_bpm: float | None = None  # rate the cached phase advances at
+        self._acc_pending: list[AccChunk] = []
+        self._ecg_pending: list[EcgChunk] = []
 
     def push_acc(self, chunk: AccChunk) -> None:
         """Chest accelerometer samples (mG)."""
         self._first_s = chunk.t_s if self._first_s is None else self._first_s
-        t, y = self.acc.push(chunk)
-        if t.size:
-            self.windows["acc"].push(1, t, y)
+        self._acc_pending.append(chunk)
+        if len(self._acc_pending) >= MAX_PENDING:
+            self._take_pending()
 
     def push_ecg(self, chunk: EcgChunk) -> None:
         """ECG samples (uV): R peaks, then RSA, R amplitude and QRS area."""
         self._first_s = chunk.t_s if self._first_s is None else self._first_s
-        if self._detector is None:
-            self._detector = RPeakDetector(chunk.fs_hz)
-        b = self._detector.process(chunk.ecg_uv, chunk.t_s)
+        self._ecg_pending.append(chunk)
+        if len(self._ecg_pending) >= MAX_PENDING:
+            self._take_pending()
+
+    def _take_pending(self) -> None:
+        """Process the chest motion and ECG chunks received since the last call."""
+        if self._acc_pending:
+            t, y = self.acc.push_chunks(self._acc_pending)
+            self._acc_pending = []
+            if t.size:
+                self.windows["acc"].push(1, t, y)
+        if self._ecg_pending:
+            chunks, self._ecg_pending = self._ecg_pending, []
+            if self._detector is None:
+                self._detector = RPeakDetector(chunks[0].fs_hz)
+            self._ecg_beats(self._detector.process_chunks([(c.ecg_uv, c.t_s) for c in chunks]))
+
+    def _ecg_beats(self, b: Beats) -> None:
+        """R peaks to the ECG window: R amplitude, QRS area and RSA."""
         if not b.t_s.size:
             return
         w = self.windows["ecg"]
@@ -251,6 +289,7 @@ class BreathEstimator:
 
     def update(self, t_s: float) -> None:
         """Re-analyse the best fresh source (ACC while its quality holds, else ECG, else RR)."""
+        self._take_pending()
         self._due_s = t_s + resp.UPDATE_S
         self._cached = None
         chosen = None

@@ -21,7 +21,9 @@ References
 
 from __future__ import annotations
 
+import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -72,17 +74,34 @@ class RPeakDetector:
         self._last_beat = -(10**9)
         self._rr = 0.8 * fs_hz
         self._noise: list[tuple[int, float]] = []
-        self._t0_s = 0.0
+        # (absolute index, time) of each chunk's first sample still in the buffers
+        self._anchor_i: list[int] = []
+        self._anchor_t: list[float] = []
 
     def process(self, ecg_uv: np.ndarray, t0_s: float) -> Beats:
         """Feed samples whose first is at ``t0_s``; return the beats confirmed."""
-        if self._n == 0:
-            self._t0_s = t0_s
-        x = np.asarray(ecg_uv, dtype=np.float64)
+        return self.process_chunks([(ecg_uv, t0_s)])
+
+    def process_chunks(self, chunks: Sequence[tuple[np.ndarray, float]]) -> Beats:
+        """Feed chunks (samples, time of the first) in one pass; return the beats confirmed.
+
+        A beat's time comes from the chunk it lies in, so a gap between chunks (frames
+        lost, a reconnection) does not shift the beats after it.
+        """
+        n = self._n
+        for samples, t0_s in chunks:
+            if len(samples):
+                self._anchor_i.append(n)
+                self._anchor_t.append(t0_s)
+                n += len(samples)
+        if n == self._n:
+            return self._measure([])
+        x = np.concatenate([np.asarray(s, dtype=np.float64) for s, _ in chunks])
         q = self._qrs.process(x)
-        dq = np.diff(q, prepend=self._last_q) if q.size else q
-        if q.size:
-            self._last_q = float(q[-1])
+        dq = np.empty_like(q)  # np.diff(q, prepend=last), without its overhead
+        dq[0] = q[0] - self._last_q
+        np.subtract(q[1:], q[:-1], out=dq[1:])
+        self._last_q = float(q[-1])
         sq = np.concatenate([self._tail, dq * dq])
         mwi = np.convolve(sq, np.ones(self._win) / self._win, "valid")[1:]
         self._tail = sq[-self._win :]
@@ -145,6 +164,9 @@ class RPeakDetector:
             self._mwi, self._ecg = self._mwi[drop:], self._ecg[drop:]
             self._start += drop
             self._noise = [c for c in self._noise if c[0] >= self._start]
+            k = bisect.bisect_right(self._anchor_i, self._start) - 1
+            if k > 0:  # keep the anchor of the chunk the buffers now start in
+                del self._anchor_i[:k], self._anchor_t[:k]
 
     def _measure(self, idx: list[int]) -> Beats:
         """Place each beat on the cleaned ECG and measure amplitude and area."""
@@ -159,7 +181,9 @@ class RPeakDetector:
             r = a + int(np.argmax(e[a:b]))
             win = e[max(r - half, 0) : r + half + 1]
             qrs = e[max(r - half // 2, 0) : r + half // 2 + 1]
-            t.append(self._t0_s + (r + self._start) / fs)
+            i = r + self._start
+            k = bisect.bisect_right(self._anchor_i, i) - 1
+            t.append(self._anchor_t[k] + (i - self._anchor_i[k]) / fs)
             amp.append(e[r] - win.min())
             area.append(float(np.sum(qrs - win.min())) / fs)
         return Beats(np.array(t), np.array(amp), np.array(area))

@@ -48,3 +48,17 @@ def test_amplitude_is_positive_and_breathing_modulated():
     assert np.all(b.amp_uv > 0)
     cv = np.std(b.amp_uv) / np.mean(b.amp_uv)
     assert 0.005 < cv < 0.5
+
+
+def test_frames_lost_do_not_shift_the_beats_after_them():
+    x = marsh_ecg(seconds=90)
+    offline = ecg_peaks(x, 130.0).t_s
+    det = RPeakDetector(130.0)
+    frames = [(x[i : i + 73], i / 130) for i in range(0, x.size, 73)]
+    kept = [f for f in frames if not 30.0 <= f[1] < 40.0]  # 10 s of frames lost
+    live = np.concatenate([det.process(*f).t_s for f in kept[:40]]
+                          + [det.process_chunks(kept[40 + k : 44 + k]).t_s
+                             for k in range(0, len(kept) - 40, 4)])
+    after = live[live > 45.0]
+    assert after.size > 30 and matched(after, offline, 0.01) > 0.99
+    assert not np.any((live > 30.5) & (live < 40.0))  # nothing invented inside the gap
