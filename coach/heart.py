@@ -34,6 +34,17 @@ def rmssd_ms(rr_ms: np.ndarray) -> float | None:
     return float(math.sqrt(np.mean(np.diff(rr) ** 2)))
 
 
+def _since(beats: deque[tuple[float, float]], t0_s: float) -> list[tuple[float, float]]:
+    """The beats at or after ``t0_s``, oldest first (beats arrive in time order)."""
+    out = []
+    for beat in reversed(beats):
+        if beat[0] < t0_s:
+            break
+        out.append(beat)
+    out.reverse()
+    return out
+
+
 class HeartTracker:
     """Keeps the recent beats of one person."""
 
@@ -69,12 +80,11 @@ class HeartTracker:
 
     def hr_recent_bpm(self, t_s: float, window_s: float) -> float | None:
         """Mean heart rate over the beats of the last ``window_s`` seconds."""
-        rr = [r for b, r in self._beats if b >= t_s - window_s]
+        rr = [r for _, r in _since(self._beats, t_s - window_s)]
         return 60000.0 / float(np.mean(rr)) if len(rr) >= 2 else None
 
     def rmssd_ms(self, t_s: float) -> float | None:
-        rr = np.array([r for b, r in self._clean if b >= t_s - RMSSD_WINDOW_S])
-        return rmssd_ms(rr)
+        return rmssd_ms(np.array([r for _, r in _since(self._clean, t_s - RMSSD_WINDOW_S)]))
 
     def last_beat_s(self) -> float | None:
         return self._beats[-1][0] if self._beats else None
@@ -84,7 +94,7 @@ class HeartTracker:
 
         None unless beats cover at least 90 % of the window.
         """
-        beats = [(b, r) for b, r in self._clean if b >= t_s - window_s - 5.0]
+        beats = _since(self._clean, t_s - window_s - 5.0)
         if len(beats) < 10:
             return None
         bt, rr = np.array(beats).T

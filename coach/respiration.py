@@ -23,6 +23,7 @@ References
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import statistics
 from collections import deque
@@ -203,16 +204,16 @@ def _prune_small(ext: list[tuple[int, bool]], x: np.ndarray, span: int) -> list[
     """
     if len(ext) < 3:
         return ext
-    pos = np.array([i for i, _ in ext])
-    thr = _local_threshold(pos, x, span)
+    pos = [i for i, _ in ext]
+    thr = _local_threshold(np.array(pos), x, span).tolist()
+    xs = x.tolist()  # a few dozen extrema: plain Python beats many small numpy calls
     while len(ext) >= 3:
-        swings = np.abs(np.diff(x[pos]))
-        ratio = swings / np.maximum(thr[(pos[1:] + pos[:-1]) // 2], 1e-300)
-        k = int(np.argmin(ratio))
+        ratio = [abs(xs[b] - xs[a]) / max(thr[(a + b) // 2], 1e-300)
+                 for a, b in itertools.pairwise(pos)]
+        k = min(range(len(ratio)), key=ratio.__getitem__)
         if ratio[k] >= 1.0:
             break
-        del ext[k : k + 2]
-        pos = np.concatenate([pos[:k], pos[k + 2 :]])
+        del ext[k : k + 2], pos[k : k + 2]
     return ext
 
 
@@ -314,16 +315,33 @@ def resp_quality(wave: np.ndarray, fs_hz: float) -> tuple[float, float]:
 def resp_qualities(waves: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
     """:func:`resp_quality` of several equally long waves (rows) at once."""
     x = np.asarray(waves, dtype=np.float64)
-    k, n = x.shape
-    rate, prom = np.full(k, math.nan), np.zeros(k)
+    return _prominences(_band_spectra(x, fs_hz), np.any(x != x[:, :1], axis=1))
+
+
+def _band_spectra(x: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(frequencies, spectra) in the breathing band of the centred, Hann-windowed rows;
+    None if the rows are shorter than 8 s. Linear in the rows."""
+    n = x.shape[1]
     if n < 8 * fs_hz:
-        return rate, prom
+        return None
     nfft = max(1024, 1 << math.ceil(math.log2(n)))
     spec = np.fft.rfft((x - x.mean(axis=1, keepdims=True)) * _hann(n), nfft, axis=1)
     fb, band = _band(nfft, fs_hz)
-    pb = np.abs(spec[:, band]) ** 2
+    return fb, spec[:, band]
+
+
+def _prominences(
+    spectra: tuple[np.ndarray, np.ndarray] | None, varies: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Peak rate and prominence of each row of band spectra (rows that vary only)."""
+    k = len(varies)
+    rate, prom = np.full(k, math.nan), np.zeros(k)
+    if spectra is None:
+        return rate, prom
+    fb, spec = spectra
+    pb = np.abs(spec) ** 2
     total = pb.sum(axis=1)
-    ok = np.any(x != x[:, :1], axis=1) & np.any(pb > 0, axis=1)
+    ok = varies & np.any(pb > 0, axis=1)
     peak = np.argmax(pb, axis=1)
     near = np.abs(fb[None, :] - fb[peak][:, None]) <= 0.04
     rate[ok] = 60.0 * fb[peak][ok]
@@ -341,13 +359,21 @@ def resp_fuse(
     ``signs`` each wave's sign is that of its dot product with the first.
     """
     x = np.array(waves, dtype=np.float64)
-    sd = x.std(axis=1)
-    z = (x - x.mean(axis=1, keepdims=True)) / np.where(sd == 0, 1.0, sd)[:, None]
     if signs is None:
         ref = x[0] - x[0].mean()
-        signs = [1.0 if np.dot(zk, ref) >= 0 else -1.0 for zk in z]
+        signs = [1.0 if np.dot(xk - xk.mean(), ref) >= 0 else -1.0 for xk in x]
     coef = np.array([q * s for q, s in zip(weights, signs, strict=True)])
-    return (coef[:, None] * z).sum(axis=0)
+    return _fused(x, _fuse_scale(coef, x.std(axis=1)))
+
+
+def _fuse_scale(coef: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Factor of each centred wave in the fused one: its weight over its deviation."""
+    return coef / np.where(sd == 0, 1.0, sd)
+
+
+def _fused(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Sum of the centred rows of ``x`` times ``scale``."""
+    return (scale[:, None] * (x - x.mean(axis=1, keepdims=True))).sum(axis=0)
 
 
 # ----------------------------------------------------------------------------- causal
@@ -455,16 +481,22 @@ class BreathWindow:
         if waves is None or t_s - waves[0] < self.min_data_s:
             return None
         t0, clean = waves
-        self._learn(clean)
+        x = np.array(clean)
+        sd = x.std(axis=1)
+        spectra = _band_spectra(x, self.fs_hz)
+        self._learn(x, sd, _prominences(spectra, np.any(x != x[:, :1], axis=1))[1])
         w = self.gains * self._q**WEIGHT_POWER
-        signs = list(np.where(self._corr >= 0, 1.0, -1.0))
-        fused = resp_fuse(clean, list(w if w.sum() > 0 else self.gains), signs)
+        coef = (w if w.sum() > 0 else self.gains) * np.where(self._corr >= 0, 1.0, -1.0)
+        # resp_fuse, with the deviations at hand; its spectrum is the same sum of theirs
+        scale = _fuse_scale(coef, sd)
+        fused = _fused(x, scale)
+        fused_spectrum = None if spectra is None else (spectra[0], scale[None, :] @ spectra[1])
+        varies = np.array([np.any(fused != fused[0])])
+        quality = float(_prominences(fused_spectrum, varies)[1][0])
         b = resp_breaths(fused, self.fs_hz, t0)
         half = median_of_sorted(np.sort(b.depth)) / 2 if b.depth.size else 0.0
         level = float(np.clip(fused[-1] / half, -1.5, 1.5)) if half > 0 else 0.0
-        self.state = WindowState(
-            t_s, b.onset_s, b.exhale_s, b.depth, level, resp_quality(fused, self.fs_hz)[1]
-        )
+        self.state = WindowState(t_s, b.onset_s, b.exhale_s, b.depth, level, quality)
         self._periods = {}
         self._commit(b, t_s)
         return self.state
@@ -486,13 +518,11 @@ class BreathWindow:
             clean[k] = done[j]
         return t0, clean
 
-    def _learn(self, clean: list[np.ndarray]) -> None:
-        """Long-term quality and sign of each source (exponential memory)."""
+    def _learn(self, x: np.ndarray, sd: np.ndarray, q: np.ndarray) -> None:
+        """Long-term quality and sign of each source (rows ``x``, their standard
+        deviations ``sd`` and qualities ``q`` in this window; exponential memory)."""
         self._updates += 1
         a = max(1.0 / self._updates, UPDATE_S / QUALITY_TAU_S)
-        x = np.array(clean)
-        q = resp_qualities(x, self.fs_hz)[1]
-        sd = x.std(axis=1)
         if sd[0] > 0:
             c = (x[0] * x).mean(axis=1) / (sd[0] * np.where(sd == 0, 1.0, sd))
             self._corr += a * (c - self._corr)
