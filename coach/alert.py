@@ -23,6 +23,8 @@ from typing import Final
 
 import numpy as np
 
+from coach.respiration import median_of_sorted
+
 ALERT_RISE_BPM: Final = 10.0  # heart-rate rise that counts as sharp, bpm
 ALERT_RATE_RISE_BPM: Final = 4.0  # breathing-rate rise that counts, breaths/min
 ALERT_CONFIRM_S: Final = 1.0  # seconds the rise must last
@@ -51,8 +53,8 @@ class ArousalAlert:
         if len(window) < 10:
             return None, None
         rates = [r for _, r in window if r is not None]
-        return float(np.median([h for h, _ in window])), (
-            float(np.median(rates)) if rates else None
+        return median_of_sorted(np.sort([h for h, _ in window])), (
+            median_of_sorted(np.sort(rates)) if rates else None
         )
 
     def update(self, t_s: float, hr_bpm: float | None, rate_bpm: float | None) -> bool:

@@ -20,10 +20,12 @@ import numpy as np
 from scipy import signal
 
 from coach.config import HR_WINDOW_BEATS, RMSSD_WINDOW_S
+from coach.respiration import resp_filtfilt
 from coach.types import HeartRate
 
 MAX_BEATS = 400  # bounded memory: > RMSSD_WINDOW_S at 200 bpm
 _RSA_SOS = signal.butter(2, (0.05, 0.5), btype="bandpass", fs=4.0, output="sos")
+_RSA_ZI = signal.sosfilt_zi(_RSA_SOS)
 
 
 def rmssd_ms(rr_ms: np.ndarray) -> float | None:
@@ -113,5 +115,5 @@ class HeartTracker:
         hr = self.hr_series(t_s, window_s)
         if hr is None:
             return None
-        band = signal.sosfiltfilt(_RSA_SOS, hr - hr.mean())
+        band = resp_filtfilt(_RSA_SOS, hr - hr.mean(), _RSA_ZI)
         return float(2.0 * math.sqrt(2.0) * np.std(band[20:-20]))

@@ -161,6 +161,22 @@ def test_coherence_is_high_for_a_slow_even_rhythm_and_low_for_noise() -> None:
     assert hrv_coherence(noisy) < 1.0
 
 
+def test_coherence_follows_its_definition_with_scipy_detrend() -> None:
+    from scipy import signal
+
+    t = np.arange(0, 64, 0.25)
+    noise = np.random.default_rng(1).normal(0, 1, t.size)
+    hr = 70 + 0.05 * t + 6 * np.sin(2 * np.pi * 0.12 * t) + noise
+    x = signal.detrend(hr)
+    f = np.fft.rfftfreq(1024, 0.25)
+    p = np.abs(np.fft.rfft(x * np.hanning(x.size), 1024)) ** 2
+    total_band = (f >= 0.0033) & (f <= 0.4)
+    peak_band = (f >= 0.04) & (f <= 0.26)
+    f_peak = f[peak_band][np.argmax(p[peak_band])]
+    peak = p[total_band & (np.abs(f - f_peak) <= 0.015)].sum()
+    assert hrv_coherence(hr) == pytest.approx(peak / (p[total_band].sum() - peak), rel=1e-9)
+
+
 # ------------------------------------------------------------------ synchrony units
 
 
