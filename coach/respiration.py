@@ -207,12 +207,19 @@ def _prune_small(ext: list[tuple[int, bool]], x: np.ndarray, span: int) -> list[
     pos = [i for i, _ in ext]
     thr = _local_threshold(np.array(pos), x, span).tolist()
     xs = x.tolist()  # a few dozen extrema: plain Python beats many small numpy calls
+
+    def swing(a: int, b: int) -> float:  # of the pair (a, b), relative to its threshold
+        return abs(xs[b] - xs[a]) / max(thr[(a + b) // 2], 1e-300)
+
+    ratio = [swing(a, b) for a, b in itertools.pairwise(pos)]  # ratio[i]: pos[i], pos[i + 1]
     while len(ext) >= 3:
-        ratio = [abs(xs[b] - xs[a]) / max(thr[(a + b) // 2], 1e-300)
-                 for a, b in itertools.pairwise(pos)]
-        k = min(range(len(ratio)), key=ratio.__getitem__)
-        if ratio[k] >= 1.0:
+        smallest = min(ratio)
+        if smallest >= 1.0:
             break
+        k = ratio.index(smallest)
+        # the swings into, of and out of the pair go; the neighbours now swing directly
+        joined = [swing(pos[k - 1], pos[k + 2])] if 0 < k < len(pos) - 2 else []
+        ratio[max(k - 1, 0) : k + 2] = joined
         del ext[k : k + 2], pos[k : k + 2]
     return ext
 

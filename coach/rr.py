@@ -61,28 +61,31 @@ def _classify(rr: np.ndarray, j: int) -> str:
     Returns "normal", "ectopic", "longshort", "missed" or "extra". Thresholds come
     from all of ``rr``, the caller's window.
     """
-    drr = np.diff(rr, prepend=rr[0])
-    th1 = _qd_threshold(drr[1:]) or 1.0
+    step = rr[1:] - rr[:-1]  # successive differences; the first interval has none (0)
+    th1 = _qd_threshold(step) or 1.0
     med = _quantile(np.sort(rr[max(0, j - MEDIAN_BEATS + 1) : j + 1]), 0.5)
     mrr_all = rr - _quantile(np.sort(rr), 0.5)
     mrr_all = np.where(mrr_all < 0, 2 * mrr_all, mrr_all)
     th2 = _qd_threshold(mrr_all) or 1.0
-    m = rr[j] - med
+    r = rr[j : j + 2].tolist()
+    m = r[0] - med
     m = (2 * m if m < 0 else m) / th2
-    d = drr / th1
-    if abs(d[j]) <= 1 and abs(m) <= 3:
+    # normalised differences d[j - 1] .. d[j + 2] (d[0] = 0), as Python floats
+    near = step[max(j - 2, 0) : j + 2].tolist()
+    d0, d1, d2, d3 = (v / th1 for v in (near if j >= 2 else [0.0, *near]))
+    if abs(d1) <= 1 and abs(m) <= 3:
         return "normal"
-    s12 = max(d[j - 1], d[j + 1]) if d[j] > 0 else min(d[j - 1], d[j + 1])
-    if (d[j] > 1 and s12 < -C1 * d[j] - C2) or (d[j] < -1 and s12 > -C1 * d[j] + C2):
+    s12 = max(d0, d2) if d1 > 0 else min(d0, d2)
+    if (d1 > 1 and s12 < -C1 * d1 - C2) or (d1 < -1 and s12 > -C1 * d1 + C2):
         return "ectopic"
-    s22 = min(d[j + 1], d[j + 2]) if d[j] >= 0 else max(d[j + 1], d[j + 2])
-    long_ = d[j] > 1 and s22 < -1
-    short = d[j] < -1 and s22 > 1
+    s22 = min(d2, d3) if d1 >= 0 else max(d2, d3)
+    long_ = d1 > 1 and s22 < -1
+    short = d1 < -1 and s22 > 1
     if not (long_ or short or abs(m) > 3):
         return "normal"
-    if short and abs(rr[j] + rr[j + 1] - med) < th2:
+    if short and abs(r[0] + r[1] - med) < th2:
         return "extra"
-    if long_ and abs(rr[j] / 2 - med) < th2:
+    if long_ and abs(r[0] / 2 - med) < th2:
         return "missed"
     return "longshort"
 

@@ -33,12 +33,12 @@ null-hypotheses. Psychol Methods 23(4):757-773, 2018 (segment shuffling).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import deque
 from typing import Any, Final
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 SYNC_WINDOW_S: Final = 60  # seconds (samples at 1 Hz)
 SEGMENT_S: Final = 10  # seconds per shuffled segment
@@ -81,11 +81,17 @@ def lagged_xcorrs(x: np.ndarray, ys: np.ndarray, max_lag: int) -> np.ndarray:
         return out
     xz = (x - x.mean()) / sx
     yz = (ys - ys.mean(axis=1, keepdims=True)) / np.where(sy == 0, 1.0, sy)[:, None]
-    # row j of the windows is x shifted by lag j - max_lag, zero outside
-    windows = sliding_window_view(np.pad(xz, max_lag), n)
-    overlap = n - np.abs(np.arange(-max_lag, max_lag + 1))
-    best = np.max((yz @ windows.T) / overlap, axis=1)
+    shift, overlap = _lags(n, max_lag)
+    best = np.max((yz @ np.append(xz, 0.0)[shift]) / overlap, axis=1)
     return np.where(sy == 0, math.nan, best)
+
+
+@functools.lru_cache(maxsize=4)
+def _lags(n: int, max_lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (n, lags) of x shifted by each lag (n = a zero outside), and overlaps."""
+    lags = np.arange(-max_lag, max_lag + 1)
+    i = np.arange(n)[:, None] + lags[None, :]
+    return np.where((i >= 0) & (i < n), i, n), n - np.abs(lags)
 
 
 def _shuffles(n: int, rng: np.random.Generator) -> list[np.ndarray]:

@@ -146,3 +146,26 @@ def test_small_statistics_equal_numpy():
     got = resp._window_upper_quartiles(values, lo, hi)
     want = [np.percentile(values[a:b], 75) for a, b in zip(lo, hi, strict=True)]
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_pruning_equals_the_plain_rule_on_noisy_waves():
+    """Drop the pair with the smallest swing (relative to its local threshold) while any
+    is below it: written plainly here, against the incremental version."""
+    rng = np.random.default_rng(6)
+    for seed in range(20):
+        _, x, _ = breathing([10.0, 16.0, 8.0], 40.0, noise=0.3 + 0.05 * seed, seed=seed)
+        x = resp.resp_clean(x, FS)
+        d = np.diff(x)
+        idx = np.flatnonzero(((d[:-1] > 0) & (d[1:] <= 0)) | ((d[:-1] < 0) & (d[1:] >= 0))) + 1
+        ext = resp._alternate(idx, d[idx] <= 0, x.tolist())
+        span = int(rng.integers(20, 100))
+        thr = resp._local_threshold(np.array([i for i, _ in ext]), x, span)
+        want = list(ext)
+        while len(want) >= 3:
+            pos = np.array([i for i, _ in want])
+            ratio = np.abs(np.diff(x[pos])) / np.maximum(thr[(pos[1:] + pos[:-1]) // 2], 1e-300)
+            k = int(np.argmin(ratio))
+            if ratio[k] >= 1.0:
+                break
+            del want[k : k + 2]
+        assert resp._prune_small(list(ext), x, span) == want
