@@ -149,6 +149,7 @@ def _parse_cost_s_per_hour() -> float:
 
 
 def bench_replay(minutes: float) -> dict[str, Any]:
+    import coach.session  # noqa: F401  imported once per process, not part of the rate
     from coach.clock import VirtualClock
     from coach.commands.replay import replay_states
     from coach.recording import RecordingReader

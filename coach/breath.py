@@ -28,6 +28,7 @@ References
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -251,9 +252,8 @@ class BreathEstimator:
         w.push(2, b.t_s, b.area_uvs)
         prev = np.concatenate([[self._last_r if self._last_r is not None else np.nan], b.t_s])
         self._last_r = float(b.t_s[-1])
-        for t, r in zip(b.t_s.tolist(), (1000.0 * np.diff(prev)).tolist(), strict=True):
-            if math.isfinite(r):
-                self._push_rsa(self._ecg_rr, [w], t, r)
+        beats = zip(b.t_s.tolist(), (1000.0 * np.diff(prev)).tolist(), strict=True)
+        self._push_rsa(self._ecg_rr, [w], [(t, r) for t, r in beats if math.isfinite(r)])
 
     def push_beats(
         self, beat_t_s: tuple[float, ...], rr_ms: tuple[float, ...]
@@ -266,16 +266,17 @@ class BreathEstimator:
         targets = [self.windows["rr"], self.windows["acc"]]
         if self._first_s is None and beat_t_s:
             self._first_s = beat_t_s[0] - rr_ms[0] / 1000.0
-        out: list[tuple[float, float]] = []
-        for t, r in zip(beat_t_s, rr_ms, strict=True):
-            out += self._push_rsa(self._strap_rr, targets, t, r)
-        return out
+        return self._push_rsa(self._strap_rr, targets, zip(beat_t_s, rr_ms, strict=True))
 
     @staticmethod
     def _push_rsa(
-        cleaner: RRCleaner, targets: list[resp.BreathWindow], t: float, r: float
+        cleaner: RRCleaner, targets: list[resp.BreathWindow], beats: Iterable[tuple[float, float]]
     ) -> list[tuple[float, float]]:
-        clean = cleaner.push(t, r)
+        """Beats (time, interval) through the artifact correction, then as heart rate
+        (RSA) to the windows; returns the corrected beats."""
+        clean: list[tuple[float, float]] = []
+        for t, r in beats:
+            clean += cleaner.push(t, r)
         if clean:
             tc, rc = np.array(clean).T
             tp, hr = rsa_points(tc, rc)

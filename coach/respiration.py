@@ -454,6 +454,7 @@ class BreathWindow:
         self.min_data_s = min_data_s  # s of data the window needs before it reports
         self.phase_cycles = phase_cycles  # newest cycles whose median period advances the phase
         self.gains = np.asarray(gains if gains is not None else (1.0,) * n_sources, float)
+        self._used = np.flatnonzero(self.gains > 0)
         self._sos = resp_sos(fs_hz, band_hz)
         self._zi = signal.sosfilt_zi(self._sos)
         self._t = [np.empty(0) for _ in range(n_sources)]
@@ -490,14 +491,18 @@ class BreathWindow:
         t0, clean = waves
         x = np.array(clean)
         sd = x.std(axis=1)
-        spectra = _band_spectra(x, self.fs_hz)
-        self._learn(x, sd, _prominences(spectra, np.any(x != x[:, :1], axis=1))[1])
+        # a source of gain 0 only lends its sign: its spectrum is never needed
+        used = self._used
+        spectra = _band_spectra(x[used], self.fs_hz)
+        q = np.zeros(len(x))
+        q[used] = _prominences(spectra, np.any(x[used] != x[used, :1], axis=1))[1]
+        self._learn(x, sd, q)
         w = self.gains * self._q**WEIGHT_POWER
         coef = (w if w.sum() > 0 else self.gains) * np.where(self._corr >= 0, 1.0, -1.0)
         # resp_fuse, with the deviations at hand; its spectrum is the same sum of theirs
         scale = _fuse_scale(coef, sd)
         fused = _fused(x, scale)
-        fused_spectrum = None if spectra is None else (spectra[0], scale[None, :] @ spectra[1])
+        fused_spectrum = None if spectra is None else (spectra[0], scale[None, used] @ spectra[1])
         varies = np.array([np.any(fused != fused[0])])
         quality = float(_prominences(fused_spectrum, varies)[1][0])
         b = resp_breaths(fused, self.fs_hz, t0)
