@@ -250,14 +250,12 @@ def resp_breaths(
     t0_s : time of its first sample.
     """
     x = np.asarray(wave, dtype=np.float64)
-    d = np.diff(x)
-    maxima = np.flatnonzero((d[:-1] > 0) & (d[1:] <= 0)) + 1
-    minima = np.flatnonzero((d[:-1] < 0) & (d[1:] >= 0)) + 1
-    idx = np.concatenate([maxima, minima])
-    is_max = np.concatenate([np.ones(maxima.size, bool), np.zeros(minima.size, bool)])
-    order = np.argsort(idx, kind="stable")
+    d = x[1:] - x[:-1]
+    rise, fall = d[:-1], d[1:]
+    maxima = (rise > 0) & (fall <= 0)
+    idx = np.flatnonzero(maxima | ((rise < 0) & (fall >= 0)))  # in time order
     xs = x.tolist()  # scalar work on Python floats: the same arithmetic, faster
-    ext = _prune_small(_alternate(idx[order], is_max[order], xs), x, round(span_s * fs_hz))
+    ext = _prune_small(_alternate(idx + 1, maxima[idx], xs), x, round(span_s * fs_hz))
     on, ex, depth = [], [], []
     for k, (i, m) in enumerate(ext):
         t = t0_s + _refine(xs, i) / fs_hz
