@@ -1,4 +1,4 @@
-"""Storage per hour and replay speed of a 60-minute two-strap Polar recording.
+"""Storage per hour of a 60-minute two-strap Polar recording, and how fast it reads back.
 
 Records synthetic chunks at Polar H10 rates and frame sizes (ECG 130 Hz in frames of 73
 samples, ACC 200 Hz x 3 in frames of 36, one HR notification a second, per strap A and B,
@@ -6,10 +6,12 @@ integer uV / mG as the strap sends them) for a simulated hour, then:
 
 1. the file size (MB/hour), raw events only and with 10 Hz session states;
 2. how fast ``replay_sources`` hands every event back on a VirtualClock (the recording
-   side of a replay), as a multiple of real time (target >= 300x);
-3. with ``--pipeline``: a full replay through ``coach.session.Session`` too.
+   side of a replay), as a multiple of real time.
 
-Run: ``.venv/bin/python bench/replay_speed.py [--pipeline] [--minutes 60]``
+The replay through the whole pipeline is measured by ``coach bench`` (``replay_speed_x``),
+on simulated people whose ECG has real beats.
+
+Run: ``.venv/bin/python bench/replay_speed.py [--minutes 60]``
 """
 
 from __future__ import annotations
@@ -78,20 +80,9 @@ def replay_rate(path: Path) -> tuple[int, float]:
         return n, time.perf_counter() - t
 
 
-def pipeline_rate(path: Path) -> float:
-    from coach.commands.replay import replay_states
-
-    with RecordingReader(path) as reader:
-        clock = VirtualClock()
-        t = time.perf_counter()
-        clock.run(replay_states(reader, clock))
-        return time.perf_counter() - t
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=60.0)
-    ap.add_argument("--pipeline", action="store_true")
     args = ap.parse_args()
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -106,10 +97,6 @@ def main() -> None:
         n, dt = replay_rate(Path(tmp) / "s0.sqlite")
         out["replay_sources_s"] = round(dt, 2)
         out["replay_sources_x_realtime"] = round(args.minutes * 60 / dt)
-        if args.pipeline:
-            dt = pipeline_rate(Path(tmp) / "s0.sqlite")
-            out["pipeline_replay_s"] = round(dt, 2)
-            out["pipeline_replay_x_realtime"] = round(args.minutes * 60 / dt)
     print(json.dumps(out, indent=1))
 
 
