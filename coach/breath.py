@@ -28,6 +28,7 @@ References
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -48,7 +49,9 @@ JUMP_MIN_MG: Final = 20.0  # mG per JUMP_LAG_S: no breath moves the chest this f
 JUMP_FACTOR: Final = 5.0  # x the running rms change per JUMP_LAG_S, if that is larger
 JUMP_HOLD_S: Final = 1.0  # s the wave is held after the last sudden change
 JUMP_TAU_S: Final = 30.0  # s, memory of the running rms change
-MAX_PENDING: Final = 32  # chunks of a kind held before they are processed anyway
+MAX_PENDING: Final = 32  # chest-motion chunks held before they are processed anyway
+ECG_BACKLOG_S: Final = 70.0  # s of ECG kept, unprocessed, while another source serves
+ECG_RESTART_S: Final = 5.0  # s: a longer gap before the ECG waiting restarts its detector
 SOURCE_SILENT_S: Final = 3.0  # s without data before a source is given up
 PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0, "rr": 0.0}  # s, see docs/breathing.md
 SHOWN_SLEW_RAD_S: Final = 1.5  # rad/s: how fast the drawn wave may catch up with the phase
@@ -183,9 +186,11 @@ class BreathEstimator:
     Feed :meth:`push_acc`, :meth:`push_ecg` and :meth:`push_beats` as data arrives;
     :meth:`estimate` re-analyses at most once per :data:`~coach.respiration.UPDATE_S`
     and otherwise extrapolates the phase, so calling it often is cheap. Chest motion
-    and ECG chunks wait until the next analysis (or :data:`MAX_PENDING` chunks) and are
-    then processed as one block: nothing reads them in between, and one pass over a
-    second of data costs far less than one per chunk.
+    chunks wait until the next analysis (or :data:`MAX_PENDING` chunks) and are then
+    processed as one block: nothing reads them in between, and one pass over a second
+    of data costs far less than one per chunk. ECG goes through the R-peak detector only
+    when the analysis may use it (chest motion silent or poor); meanwhile the last
+    :data:`ECG_BACKLOG_S` are kept, so a switch to ECG finds a full window.
     """
 
     def __init__(self) -> None:
@@ -214,7 +219,8 @@ class BreathEstimator:
         self._shown: tuple[float, float] | None = None  # (t, phase) of the drawn wave
         self._phase_bpm: float | None = None  # rate the cached phase advances at
         self._acc_pending: list[AccChunk] = []
-        self._ecg_pending: list[EcgChunk] = []
+        self._ecg_pending: deque[EcgChunk] = deque()
+        self._ecg_end_s = -math.inf  # end of the last ECG through the detector
 
     def push_acc(self, chunk: AccChunk) -> None:
         """Chest accelerometer samples (mG)."""
@@ -226,22 +232,31 @@ class BreathEstimator:
     def push_ecg(self, chunk: EcgChunk) -> None:
         """ECG samples (uV): R peaks, then RSA, R amplitude and QRS area."""
         self._first_s = chunk.t_s if self._first_s is None else self._first_s
-        self._ecg_pending.append(chunk)
-        if len(self._ecg_pending) >= MAX_PENDING:
-            self._take_pending()
+        pending = self._ecg_pending
+        pending.append(chunk)
+        while pending[0].end_s < chunk.end_s - ECG_BACKLOG_S:
+            pending.popleft()
 
     def _take_pending(self) -> None:
-        """Process the chest motion and ECG chunks received since the last call."""
+        """Process the chest motion received since the last call."""
         if self._acc_pending:
             t, y = self.acc.push_chunks(self._acc_pending)
             self._acc_pending = []
             if t.size:
                 self.windows["acc"].push(1, t, y)
-        if self._ecg_pending:
-            chunks, self._ecg_pending = self._ecg_pending, []
-            if self._detector is None:
-                self._detector = RPeakDetector(chunks[0].fs_hz)
-            self._ecg_beats(self._detector.process_chunks([(c.ecg_uv, c.t_s) for c in chunks]))
+
+    def _take_ecg(self) -> None:
+        """Put the ECG waiting through the R-peak detector, into the ECG window."""
+        if not self._ecg_pending:
+            return
+        chunks = list(self._ecg_pending)
+        self._ecg_pending.clear()
+        if self._detector is None or chunks[0].t_s - self._ecg_end_s > ECG_RESTART_S:
+            # the first ECG, or ECG left waiting (or silent) for a while: start afresh
+            self._detector = RPeakDetector(chunks[0].fs_hz)
+            self._ecg_rr, self._last_r = RRCleaner(), None
+        self._ecg_end_s = chunks[-1].end_s
+        self._ecg_beats(self._detector.process_chunks([(c.ecg_uv, c.t_s) for c in chunks]))
 
     def _ecg_beats(self, b: Beats) -> None:
         """R peaks to the ECG window: R amplitude, QRS area and RSA."""
@@ -295,6 +310,8 @@ class BreathEstimator:
         self._cached = None
         chosen = None
         for name in ("acc", "ecg", "rr"):
+            if name == "ecg":
+                self._take_ecg()  # only now may the analysis use it
             if not self._fresh(name, t_s):
                 continue
             w = self.windows[name]

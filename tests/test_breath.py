@@ -144,3 +144,29 @@ def test_phase_between_analyses_advances_at_the_breathing_rate() -> None:
     per_min = advance / TWO_PI / 0.5 * 60.0
     assert per_min == pytest.approx(a.rate_bpm, rel=0.3)  # the phase moves at about the rate
     assert b.level == pytest.approx(-np.cos(b.phase))
+
+
+def test_ecg_takes_over_at_once_when_chest_motion_stops() -> None:
+    """While chest motion serves, the ECG waits unprocessed; when the accelerometer
+    falls silent, the ECG window is filled from what waited and serves within seconds."""
+    person = Person(PersonSpec("A", arousal=0.3), np.random.default_rng(3))
+    est = BreathEstimator()
+    onsets, prev, sources = [], person.phase, []
+    for k in range(1, 4 * 240 + 1):
+        sig = person.advance(k * 0.25)
+        if person.phase < prev:
+            onsets.append(person.t_s)
+        prev = person.phase
+        if person.t_s <= 150.0:
+            est.push_acc(sig.acc)
+        est.push_ecg(sig.ecg)
+        est.push_beats(tuple(sig.beat_t_s), tuple(sig.rr_ms))
+        e = est.estimate(person.t_s)
+        sources.append((person.t_s, est.source, e.rate_bpm))
+    assert {s for t, s, _ in sources if 60 < t <= 150} == {"acc"}
+    switched = min(t for t, s, _ in sources if t > 150 and s == "ecg")
+    assert switched <= 150.0 + 5.0  # silent for SOURCE_SILENT_S, then the next analysis
+    late = np.array(onsets)[np.array(onsets) > 160]
+    true_bpm = 60.0 * (late.size - 1) / (late[-1] - late[0])
+    rates = [r for t, s, r in sources if t > switched and r is not None]
+    assert np.median(rates) == pytest.approx(true_bpm, abs=1.0)
