@@ -155,7 +155,7 @@ class Synchrony:
         }
         if len(self._rows) < SYNC_WINDOW_S:
             return out | {"session": self.session_summary()}
-        a, b, orb, hr_a, hr_b = (np.array(c) for c in zip(*self._rows, strict=True))
+        a, b, orb, hr_a, hr_b = np.array(self._rows).T
         out["breath_plv"] = plv(a - b)
         out["breath_plv_baseline"] = self._pseudo_couple(a - orb, b - orb)
         ha, hb = hr_a - hr_a.mean(), hr_b - hr_b.mean()
