@@ -487,8 +487,7 @@ class BreathWindow:
         waves = self._waves(lo, t_s)
         if waves is None or t_s - waves[0] < self.min_data_s:
             return None
-        t0, clean = waves
-        x = np.array(clean)
+        t0, x = waves
         sd = x.std(axis=1)
         # a source of gain 0 only lends its sign: its spectrum is never needed
         used = self._used
@@ -506,14 +505,14 @@ class BreathWindow:
         quality = float(_prominences(fused_spectrum, varies)[1][0])
         b = resp_breaths(fused, self.fs_hz, t0)
         half = median_of_sorted(np.sort(b.depth)) / 2 if b.depth.size else 0.0
-        level = float(np.clip(fused[-1] / half, -1.5, 1.5)) if half > 0 else 0.0
+        level = min(max(float(fused[-1]) / half, -1.5), 1.5) if half > 0 else 0.0
         self.state = WindowState(t_s, b.onset_s, b.exhale_s, b.depth, level, quality)
         self._periods = {}
         self._commit(b, t_s)
         return self.state
 
-    def _waves(self, lo: float, hi: float) -> tuple[float, list[np.ndarray]] | None:
-        """Band-limited 4 Hz waves of the window; a source without data is flat."""
+    def _waves(self, lo: float, hi: float) -> tuple[float, np.ndarray] | None:
+        """Band-limited 4 Hz waves of the window, a row per source (flat without data)."""
         live = [k for k, t in enumerate(self._t) if t.size >= 2 and t[-1] > lo]
         if not live:
             return None
@@ -524,9 +523,10 @@ class BreathWindow:
             return None
         raw = np.array([np.interp(grid, self._t[k], self._v[k]) for k in live])
         done = resp_filtfilt(self._sos, raw - raw.mean(axis=1, keepdims=True), self._zi)
-        clean = [np.zeros(grid.size) for _ in self._t]
-        for j, k in enumerate(live):
-            clean[k] = done[j]
+        if len(live) == len(self._t):
+            return t0, done
+        clean = np.zeros((len(self._t), grid.size))
+        clean[live] = done
         return t0, clean
 
     def _learn(self, x: np.ndarray, sd: np.ndarray, q: np.ndarray) -> None:
@@ -591,4 +591,4 @@ class BreathWindow:
         if self.state is None or self.state.onset_s.size < 4:
             return None
         p = np.diff(self.state.onset_s[-7:])
-        return float(np.clip(1.0 - p.std() / p.mean(), 0.0, 1.0))
+        return min(max(1.0 - float(p.std() / p.mean()), 0.0), 1.0)
