@@ -27,6 +27,7 @@ import itertools
 import math
 import statistics
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -50,10 +51,27 @@ def sosfilt_public(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
     zi[...] = np.moveaxis(z, 0, 1)
 
 
-try:  # the C loop behind scipy.signal.sosfilt, without its checks (2 instead of 25 us a call)
-    from scipy.signal._sosfilt import _sosfilt as _sosfilt_c
-except ImportError:  # pragma: no cover - a scipy that moved it: the public function
-    _sosfilt_c = sosfilt_public
+def _fast_sosfilt() -> Callable[[np.ndarray, np.ndarray, np.ndarray], None]:
+    """The C loop behind ``scipy.signal.sosfilt``, without its argument checks (2 instead
+    of 25 us a call), if this scipy has it and it gives sosfilt's output on a probe;
+    else the public function."""
+    try:
+        from scipy.signal._sosfilt import _sosfilt
+    except ImportError:  # pragma: no cover - a scipy that moved it
+        return sosfilt_public
+    sos = signal.butter(2, (0.1, 0.4), "bandpass", fs=4.0, output="sos")
+    x, zi = np.sin(np.arange(24.0))[None, :], np.full((1, 2, 2), 0.5)
+    fast, public = (x.copy(), zi.copy()), (x.copy(), zi.copy())
+    try:
+        _sosfilt(sos, *fast)
+    except Exception:  # pragma: no cover - a scipy whose private loop changed
+        return sosfilt_public
+    sosfilt_public(sos, *public)
+    same = all(np.array_equal(a, b) for a, b in zip(fast, public, strict=True))
+    return _sosfilt if same else sosfilt_public
+
+
+_sosfilt_c = _fast_sosfilt()
 
 
 def sosfilt_rows(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
