@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 from scipy import signal
@@ -75,20 +78,32 @@ def test_estimator_reports_nothing_for_a_flat_line() -> None:
     assert e.rate_bpm is None and e.phase is None
 
 
-def test_plain_hr_strap_breathing_comes_from_rr_alone() -> None:
-    person = Person(PersonSpec("A", arousal=0.2, rsa_bpm=12.0), np.random.default_rng(5))
+def _run(spec: PersonSpec, seed: int, feed: Callable[[BreathEstimator, Any, float], None]):
+    """A simulated person for 240 s in 0.25 s steps; ``feed(est, signals, t)`` hands the
+    estimator what the strap sends. Returns the estimator, the true inhale onsets and,
+    per step, (time, estimate, source)."""
+    person = Person(spec, np.random.default_rng(seed))
     est = BreathEstimator()
-    onsets, prev, rates = [], person.phase, []
+    onsets, prev, steps = [], person.phase, []
     for k in range(1, 4 * 240 + 1):
         sig = person.advance(k * 0.25)
         if person.phase < prev:
             onsets.append(person.t_s)
         prev = person.phase
-        est.push_beats(tuple(sig.beat_t_s), tuple(sig.rr_ms))
-        e = est.estimate(person.t_s)
-        if person.t_s > 90 and e.rate_bpm is not None:
-            rates.append(e.rate_bpm)
-    true_bpm = 60.0 / np.median(np.diff(np.array(onsets)[np.array(onsets) > 90]))
+        feed(est, sig, person.t_s)
+        steps.append((person.t_s, est.estimate(person.t_s), est.source))
+    return est, np.array(onsets), steps
+
+
+def _beats(est: BreathEstimator, sig: Any) -> None:
+    est.push_beats(tuple(sig.beat_t_s), tuple(sig.rr_ms))
+
+
+def test_plain_hr_strap_breathing_comes_from_rr_alone() -> None:
+    est, onsets, steps = _run(PersonSpec("A", arousal=0.2, rsa_bpm=12.0), 5,
+                              lambda est, sig, _t: _beats(est, sig))
+    rates = [e.rate_bpm for t, e, _ in steps if t > 90 and e.rate_bpm is not None]
+    true_bpm = 60.0 / np.median(np.diff(onsets[onsets > 90]))
     assert est.source == "rr"
     assert len(rates) > 0.8 * 4 * 150
     assert np.median(rates) == pytest.approx(true_bpm, abs=1.0)
@@ -108,22 +123,15 @@ def _with_posture_shift_and_cough(acc: AccChunk, at_s: float) -> AccChunk:
 
 
 def test_rate_holds_through_a_posture_shift_and_a_cough() -> None:
-    person = Person(PersonSpec("A", arousal=0.3), np.random.default_rng(7))
-    est = BreathEstimator()
-    onsets, prev, rates = [], person.phase, []
-    for k in range(1, 4 * 240 + 1):
-        sig = person.advance(k * 0.25)
-        if person.phase < prev:
-            onsets.append(person.t_s)
-        prev = person.phase
+    def feed(est: BreathEstimator, sig: Any, _t: float) -> None:
         est.push_acc(_with_posture_shift_and_cough(sig.acc, 120.0))
-        est.push_beats(tuple(sig.beat_t_s), tuple(sig.rr_ms))
-        e = est.estimate(person.t_s)
-        if 120.0 <= person.t_s < 200.0:
-            rates.append(e.rate_bpm)
+        _beats(est, sig)
+
+    est, onsets, steps = _run(PersonSpec("A", arousal=0.3), 7, feed)
+    rates = [e.rate_bpm for t, e, _ in steps if 120.0 <= t < 200.0]
     assert est.acc.jumps >= 2  # the shift and the cough were seen
     assert sum(r is not None for r in rates) > 0.9 * len(rates)
-    late = np.array(onsets)[(np.array(onsets) >= 110.0) & (np.array(onsets) < 200.0)]
+    late = onsets[(onsets >= 110.0) & (onsets < 200.0)]
     true_bpm = 60.0 * (late.size - 1) / (late[-1] - late[0])
     assert np.median([r for r in rates if r is not None]) == pytest.approx(true_bpm, abs=1.0)
 
@@ -149,24 +157,17 @@ def test_phase_between_analyses_advances_at_the_breathing_rate() -> None:
 def test_ecg_takes_over_at_once_when_chest_motion_stops() -> None:
     """While chest motion serves, the ECG waits unprocessed; when the accelerometer
     falls silent, the ECG window is filled from what waited and serves within seconds."""
-    person = Person(PersonSpec("A", arousal=0.3), np.random.default_rng(3))
-    est = BreathEstimator()
-    onsets, prev, sources = [], person.phase, []
-    for k in range(1, 4 * 240 + 1):
-        sig = person.advance(k * 0.25)
-        if person.phase < prev:
-            onsets.append(person.t_s)
-        prev = person.phase
-        if person.t_s <= 150.0:
+    def feed(est: BreathEstimator, sig: Any, t: float) -> None:
+        if t <= 150.0:
             est.push_acc(sig.acc)
         est.push_ecg(sig.ecg)
-        est.push_beats(tuple(sig.beat_t_s), tuple(sig.rr_ms))
-        e = est.estimate(person.t_s)
-        sources.append((person.t_s, est.source, e.rate_bpm))
-    assert {s for t, s, _ in sources if 60 < t <= 150} == {"acc"}
-    switched = min(t for t, s, _ in sources if t > 150 and s == "ecg")
+        _beats(est, sig)
+
+    _, onsets, steps = _run(PersonSpec("A", arousal=0.3), 3, feed)
+    assert {s for t, _, s in steps if 60 < t <= 150} == {"acc"}
+    switched = min(t for t, _, s in steps if t > 150 and s == "ecg")
     assert switched <= 150.0 + 5.0  # silent for SOURCE_SILENT_S, then the next analysis
-    late = np.array(onsets)[np.array(onsets) > 160]
+    late = onsets[onsets > 160]
     true_bpm = 60.0 * (late.size - 1) / (late[-1] - late[0])
-    rates = [r for t, s, r in sources if t > switched and r is not None]
+    rates = [e.rate_bpm for t, e, _ in steps if t > switched and e.rate_bpm is not None]
     assert np.median(rates) == pytest.approx(true_bpm, abs=1.0)
