@@ -97,10 +97,6 @@ class AccWave:
         self._last: np.ndarray | None = None  # newest output sample
         self.jumps = 0  # sudden changes seen (posture shifts, coughs, knocks)
 
-    def push(self, chunk: AccChunk) -> tuple[np.ndarray, np.ndarray]:
-        """Feed one chunk; return (times, wave) of the new output samples."""
-        return self.push_chunks([chunk])
-
     def push_chunks(self, chunks: list[AccChunk]) -> tuple[np.ndarray, np.ndarray]:
         """Feed chunks in order, as one block; return (times, wave) of the new samples."""
         parts = [self._decimate(chunk) for chunk in chunks]

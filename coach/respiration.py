@@ -27,7 +27,7 @@ import itertools
 import math
 import statistics
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -186,6 +186,14 @@ def _alternate(idx: np.ndarray, is_max: np.ndarray, x: list[float]) -> list[tupl
     return out
 
 
+def quantile_of_sorted(s: Sequence[float], q: float) -> float:
+    """``np.percentile(s, 100 * q)`` (linear) of an already sorted sequence, without its
+    overhead on short ones."""
+    pos = q * (len(s) - 1)
+    k = int(pos)
+    return float(s[k] + (s[min(k + 1, len(s) - 1)] - s[k]) * (pos - k))
+
+
 def median_of_sorted(s: np.ndarray) -> float:
     """``np.median`` of an already sorted array (same value), without its overhead."""
     n = s.size
@@ -197,13 +205,9 @@ def _window_upper_quartiles(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) 
 
     A dozen windows of a dozen values: plain Python sorts them faster than numpy calls.
     """
-    v, out = values.tolist(), []
-    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
-        s = sorted(v[a:b])
-        pos = 0.75 * (b - a - 1)
-        k = int(pos)
-        out.append(s[k] + (s[min(k + 1, b - a - 1)] - s[k]) * (pos - k))
-    return np.array(out)
+    v = values.tolist()
+    return np.array([quantile_of_sorted(sorted(v[a:b]), 0.75)
+                     for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
 
 
 def _local_threshold(pos: np.ndarray, x: np.ndarray, span: int) -> np.ndarray:

@@ -31,7 +31,7 @@ from typing import Final
 
 import numpy as np
 
-from coach.respiration import WAVE_FS_HZ
+from coach.respiration import WAVE_FS_HZ, quantile_of_sorted
 
 RR_MIN_MS: Final = 270.0  # ms, 222 beats/min: shorter intervals are not beats
 RR_MAX_MS: Final = 2500.0  # ms, 24 beats/min
@@ -43,16 +43,9 @@ WINDOW_BEATS: Final = 91  # intervals for the thresholds [1]
 MEDIAN_BEATS: Final = 11  # intervals for the local median [1]
 
 
-def _quantile(s: np.ndarray, q: float) -> float:
-    """``np.percentile(s, 100 * q)`` (linear) of an already sorted array, without its overhead."""
-    pos = q * (s.size - 1)
-    k = int(pos)
-    return float(s[k] + (s[min(k + 1, s.size - 1)] - s[k]) * (pos - k))
-
-
 def _qd_threshold(x: np.ndarray) -> float:
     s = np.sort(np.abs(x))
-    return ALPHA * (_quantile(s, 0.75) - _quantile(s, 0.25)) / 2.0
+    return ALPHA * (quantile_of_sorted(s, 0.75) - quantile_of_sorted(s, 0.25)) / 2.0
 
 
 def _classify(rr: np.ndarray, j: int) -> str:
@@ -63,8 +56,8 @@ def _classify(rr: np.ndarray, j: int) -> str:
     """
     step = rr[1:] - rr[:-1]  # successive differences; the first interval has none (0)
     th1 = _qd_threshold(step) or 1.0
-    med = _quantile(np.sort(rr[max(0, j - MEDIAN_BEATS + 1) : j + 1]), 0.5)
-    mrr_all = rr - _quantile(np.sort(rr), 0.5)
+    med = quantile_of_sorted(np.sort(rr[max(0, j - MEDIAN_BEATS + 1) : j + 1]), 0.5)
+    mrr_all = rr - quantile_of_sorted(np.sort(rr), 0.5)
     mrr_all = np.where(mrr_all < 0, 2 * mrr_all, mrr_all)
     th2 = _qd_threshold(mrr_all) or 1.0
     r = rr[j : j + 2].tolist()

@@ -59,21 +59,14 @@ def plvs(phase_diffs: np.ndarray) -> np.ndarray:
     return np.abs(np.mean(np.exp(1j * phase_diffs), axis=1))
 
 
-def lagged_xcorr(x: np.ndarray, y: np.ndarray, max_lag: int) -> float | None:
-    """Highest correlation of ``x`` and ``y`` shifted by up to ``max_lag`` samples.
+def lagged_xcorrs(x: np.ndarray, ys: np.ndarray, max_lag: int) -> np.ndarray:
+    """Highest correlation of ``x`` with each row of ``ys`` shifted by up to ``max_lag``
+    samples (NaN where undefined: a flat series, or too short).
 
     Both series are standardised over the whole window, and the correlation at each lag
     is the mean product over the overlapping samples (the usual windowed
     cross-correlation estimate; Boker et al. 2002).
     """
-    if len(x) != len(y):
-        return None
-    r = lagged_xcorrs(x, np.asarray(y)[None, :], max_lag)[0]
-    return None if math.isnan(r) else float(r)
-
-
-def lagged_xcorrs(x: np.ndarray, ys: np.ndarray, max_lag: int) -> np.ndarray:
-    """:func:`lagged_xcorr` of ``x`` with each row of ``ys`` (NaN where it is None)."""
     n = len(x)
     out = np.full(len(ys), math.nan)
     sx, sy = float(np.std(x)), ys.std(axis=1)
