@@ -187,6 +187,7 @@ class PartnerState:
     coherence: float | None = None  # heart rhythm coherence ratio
     rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak-to-trough bpm
     regularity: float | None = None  # [0, 1], breath-to-breath
+    status_reason: str = ""  # why the strap is not ok, one line ("attempt 3: timed out")
 
     def __post_init__(self) -> None:
         _check_label(self.label)
@@ -211,6 +212,7 @@ class PartnerState:
             "coherence": finite_or_none(self.coherence, 3),
             "rsa_bpm": finite_or_none(self.rsa_bpm, 2),
             "regularity": finite_or_none(self.regularity, 3),
+            "status_reason": self.status_reason,
         }
 
 
