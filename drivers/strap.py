@@ -72,7 +72,10 @@ def one_line(exc: BaseException) -> str:
     elif isinstance(exc, TimeoutError):
         text = "timed out"
     elif isinstance(exc, BleakError | OSError | EOFError):
-        text = str(exc) or type(exc).__name__
+        # bleak's errors carry extra args (a reason enum): their message is the first
+        first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+        text = (first if isinstance(exc, BleakError) and first else str(exc)) or type(
+            exc).__name__
     else:
         text = f"unexpected {type(exc).__name__} from the Bluetooth stack: {exc}"
     text = " ".join(text.split())

@@ -622,3 +622,12 @@ class BlueZSim:
             if char.notifying:
                 asyncio.get_running_loop().create_task(link.stop_notify(char.char))
         dev.export_gatt()
+
+    def notify(self, address: str, uuid: str, data: bytes) -> None:
+        """Notify ``data`` on a characteristic now, as if the strap had sent these bytes."""
+        dev = self.devices[address.upper()]
+        for _, iface in dev.gatt_paths:
+            if isinstance(iface, GattCharacteristic) and iface.char.uuid == uuid:
+                iface._set_value(data)
+                return
+        raise KeyError(uuid)
