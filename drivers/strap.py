@@ -286,11 +286,9 @@ class Strap:
         for kind in (*kinds, None):
             try:
                 async with asyncio.timeout(self.config.command_timeout_s):
-                    if not client.is_connected:
-                        break
-                    if kind is None:
-                        await client.disconnect()
-                    else:
+                    if kind is None:  # also on a dropped link: bleak's BlueZ backend
+                        await client.disconnect()  # closes its D-Bus connection only here
+                    elif client.is_connected:
                         await self._request(client, pmd.build_stop_request(kind))
             except Exception as exc:  # a dead link cannot be stopped politely
                 log.debug("%s: teardown: %r", self.address, exc)

@@ -462,7 +462,10 @@ class Device(ServiceInterface):
         return self.link
 
     async def _resolve(self) -> None:
-        await asyncio.sleep(self.faults.resolve_s)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        while loop.time() - start < self.faults.resolve_s:  # the fault may be lifted meanwhile
+            await asyncio.sleep(min(0.02, self.faults.resolve_s))
         self.export_gatt()
         self._set({"ServicesResolved": True})
 

@@ -61,6 +61,7 @@ class Room:
         self.clock = clock
         self.world = World("triad", seed, clock)
         self.beats: dict[str, list[tuple[float, float]]] = {k: [] for k in ADDRESSES}
+        self.phases: dict[str, list[tuple[float, float]]] = {k: [] for k in ADDRESSES}
         specs = [SimStrapSpec(ADDRESSES[k], NAMES[k], self._tap(k), has_pmd=k != "T", seed=i)
                  for i, k in enumerate(ADDRESSES)]
         self.radio = SimRadio(clock, specs)
@@ -73,6 +74,8 @@ class Room:
             sig = take(t_end_s)
             if sig is not None:
                 self.beats[label] += zip(sig.beat_t_s.tolist(), sig.rr_ms.tolist(), strict=True)
+            if label in self.world.people:
+                self.phases[label].append((t_end_s, self.world.people[label].phase))
             return sig
 
         return source
@@ -80,6 +83,13 @@ class Room:
     def true_hr(self, label: str, t_s: float, window_s: float = 8.0) -> float:
         rr = [r for t, r in self.beats[label] if t_s - window_s <= t <= t_s]
         return 60000.0 / float(np.mean(rr))
+
+    def true_breathing(self, label: str, t_s: float, window_s: float = 30.0) -> float:
+        """Breaths per minute the wearer took over the window (from their phase)."""
+        t, phase = np.array([x for x in self.phases[label] if x[0] <= t_s]).T
+        turns = np.unwrap(phase) / (2 * np.pi)
+        k = int(np.searchsorted(t, t[-1] - window_s))
+        return float((turns[-1] - turns[k]) / (t[-1] - t[k]) * 60.0)
 
 
 @contextlib.asynccontextmanager
@@ -226,7 +236,7 @@ def straps(clock: Any, labels: tuple[str, ...] = ("A", "B", "T"),
 async def test_sixty_seconds_of_three_straps_give_breathing_and_heart_rate(
         system_bus: DBusDaemon) -> None:
     """Two Polar straps (ECG + ACC) and a plain HR strap for 60 s of session time."""
-    clock = RealClock(speed=6.0)
+    clock = RealClock(speed=10.0)
     async with room(system_bus, clock) as r:
         session = Session(clock, labels=("A", "B", "T"))
         watch = Watch(session)
@@ -236,13 +246,14 @@ async def test_sixty_seconds_of_three_straps_give_breathing_and_heart_rate(
                           duration_s=60.0, record=None, settings={})
         task.cancel()
         t_end = clock.now()
-        people = r.world.people
     last = {k: p for k, p in watch.states[-1].partners.items()}
     for label in ("A", "B"):
         p = last[label]
         assert p.status == "ok" and p.source in ("acc", "ecg"), (label, p)
         assert p.rate_bpm is not None
-        assert abs(p.rate_bpm - people[label].rate_bpm) < 2.0, (label, p.rate_bpm)
+        # the live estimate one minute in (its accuracy is bench/'s business, not this test's)
+        truth = r.true_breathing(label, t_end)
+        assert abs(p.rate_bpm - truth) < 2.5, (label, p.rate_bpm, truth)
         assert drivers[label].received["acc"] > 50 * 5 and drivers[label].received["ecg"] > 50
     assert last["A"].rate_bpm < last["B"].rate_bpm  # A calm near 8/min, B activated near 16
     for label in ("A", "B", "T"):
@@ -255,7 +266,7 @@ async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
     """Each BlueZ fault: a status from the fixed list, a one-line reason, and recovery
     within 5 s of the fault clearing (services changed: within the silence watchdog + 5 s)."""
     clock = RealClock(speed=3.0)
-    config = StrapConfig(connect_timeout_s=4.0)
+    config = StrapConfig(connect_timeout_s=2.0)  # real seconds, as bleak counts
     async with room(system_bus, clock) as r:
         session = Session(clock, labels=("A", "B", "T"))
         watch = Watch(session)
@@ -297,10 +308,10 @@ async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
         bz.change_services(ADDRESSES["B"])
         bz.device_faults(ADDRESSES["A"]).resolve_s = 30.0
         bz.lose_link(ADDRESSES["A"], off_s=0.0)
-        await until(t_changed + 6.0)
+        await until(t_changed + 9.0)
         bz.device_faults(ADDRESSES["A"]).resolve_s = 0.05
         t_resolved = clock.now()
-        await until(t_changed + 14.0)
+        await until(t_changed + 16.0)
         run.cancel()
         watcher.cancel()
         await asyncio.gather(run, watcher, return_exceptions=True)
@@ -320,8 +331,9 @@ async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
     assert {"attempt 2: InProgress: In Progress", "attempt 3: InProgress: In Progress"} <= set(t)
     assert watch.first_ok_after("B", t_loss) - t_loss < 12.0
     # abort-by-local: bleak's own retries; the strap is ok again, not lost after ok
-    assert watch.first_ok_after("A", t_abort) - t_abort < 5.0
-    back = watch.first_ok_after("A", t_abort)
+    dropped = next(t for t, p in watch.of("A", t_abort) if p.status != "ok")
+    back = watch.first_ok_after("A", dropped)
+    assert back - t_abort < 5.0
     assert all(p.status == "ok" for _, p in watch.of("A", back, t_off - 0.1))
     # adapter off
     assert any("No powered Bluetooth adapters" in x for x in reasons("A", t_off, t_on + 3))
