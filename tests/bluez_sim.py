@@ -25,6 +25,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -104,14 +105,23 @@ class DBusDaemon:
                 [DBUS_DAEMON, f"--config-file={self.dir / 'bus.conf'}", "--nofork", "--nopidfile"],
                 stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + timeout_s
-        while not self.socket.exists():
+        while not self._accepts():
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                log = (self.dir / "daemon.log").read_text(errors="replace")
                 self.kill()
-                raise RuntimeError("dbus-daemon did not start: "
-                                   + (self.dir / "daemon.log").read_text(errors="replace"))
+                raise RuntimeError(f"dbus-daemon did not start: {log}")
             time.sleep(0.01)
 
+    def _accepts(self) -> bool:
+        with socket.socket(socket.AF_UNIX) as s:
+            try:
+                s.connect(str(self.socket))
+            except OSError:
+                return False
+        return True
+
     def kill(self) -> None:
+        forget_bleak_buses()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(5)
@@ -121,6 +131,22 @@ class DBusDaemon:
     def env(self) -> dict[str, str]:
         """The environment of a ``coach`` subprocess that must use this bus as the system bus."""
         return {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.address}
+
+
+def forget_bleak_buses() -> None:
+    """Close the D-Bus connections bleak's BlueZ manager keeps per event loop.
+
+    bleak keeps one for the life of a loop and closes those of dead loops only when a new
+    manager is made; the last test's would otherwise be left to the garbage collector.
+    """
+    from bleak.backends.bluezdbus import manager
+
+    instances = manager._global_instances
+    for loop in list(instances):
+        bus = instances.pop(loop)._bus
+        if bus is not None:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: see bleak
+                bus._finalize(None)
 
 
 # ------------------------------------------------------------------ objects
