@@ -9,6 +9,7 @@ Everything runs on :class:`coach.clock.VirtualClock`: no wall-clock sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 from collections import Counter
@@ -187,3 +188,96 @@ def test_no_bluetooth_stack_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
 
     with pytest.raises(BluetoothUnavailable, match="Bluetooth"):
         clock.run(main())
+
+
+def _broken(radio: SimRadio, where: str, exc: Exception) -> type:
+    """The simulated backend, raising ``exc`` from ``connect`` or ``start_notify``."""
+
+    class Broken(radio.client_backend):  # type: ignore[name-defined, misc]
+        async def connect(self, pair: bool = False, **kwargs: object) -> None:
+            if where == "connect":
+                raise exc
+            await super().connect(pair, **kwargs)
+
+        async def start_notify(self, char: object, callback: object, **kwargs: object) -> None:
+            if where == "notify":
+                raise exc
+            await super().start_notify(char, callback, **kwargs)
+
+    return Broken
+
+
+@pytest.mark.parametrize(("where", "exc", "reason"), [
+    ("connect", KeyError("Roles"), "unexpected KeyError from the Bluetooth stack: 'Roles'"),
+    ("notify", AttributeError("'NoneType' object has no attribute 'obj'"),
+     "unexpected AttributeError from the Bluetooth stack: 'NoneType' object has no "
+     "attribute 'obj'"),
+])
+def test_any_error_from_the_backend_becomes_a_status_reason(where: str, exc: Exception,
+                                                            reason: str) -> None:
+    """Not only BleakError: whatever the backend raises is a lost link with a one-line
+    reason, retried with a growing attempt count, never an exception out of the driver."""
+    clock = VirtualClock()
+    spec = SimStrapSpec("AA:00:00:00:00:07", "Polar H10 7", Wearer(7))
+
+    async def main() -> list[StrapStatus]:
+        radio = SimRadio(clock, [spec])
+        strap = Strap(spec.address, "A", clock, backend=_broken(radio, where, exc),
+                      rng=random.Random(0))
+        out: list[StrapStatus] = []
+        async with contextlib.aclosing(strap.events()) as events:
+            async for ev in events:
+                if isinstance(ev, StrapStatus):
+                    out.append(ev)
+                if len(out) == 7:
+                    return out
+        return out
+
+    statuses = [(s.condition, s.note) for s in clock.run(main())]
+    assert statuses == [("connecting", ""), ("lost", reason),
+                        ("connecting", f"attempt 2: {reason}"), ("lost", reason),
+                        ("connecting", f"attempt 3: {reason}"), ("lost", reason),
+                        ("connecting", f"attempt 4: {reason}")]
+
+
+def test_cancelling_a_strap_is_never_swallowed() -> None:
+    """A consumer cancelled while bleak is connecting: the cancellation goes through."""
+    clock = VirtualClock()
+    spec = SimStrapSpec("AA:00:00:00:00:08", "Polar H10 8", Wearer(8))
+
+    async def main() -> bool:
+        radio = SimRadio(clock, [spec])
+        gate = asyncio.Event()
+
+        class Hanging(radio.client_backend):  # type: ignore[name-defined, misc]
+            async def connect(self, pair: bool = False, **kwargs: object) -> None:
+                gate.set()
+                await asyncio.Event().wait()
+
+        strap = Strap(spec.address, "A", clock, backend=Hanging)
+
+        async def consume() -> None:
+            async for _ in strap.events():
+                pass
+
+        task = asyncio.create_task(consume())
+        await gate.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    assert clock.run(main())
+
+
+def test_scan_turns_any_backend_error_into_a_strap_error() -> None:
+    from drivers import StrapError
+
+
+    class BrokenScanner(SimRadio(VirtualClock(), []).scanner_backend):  # type: ignore[misc]
+        async def start(self) -> None:
+            raise KeyError("Roles")
+
+    with pytest.raises(StrapError) as err:
+        asyncio.run(scan(0.1, backend=BrokenScanner))
+    assert str(err.value) == "scan: unexpected KeyError from the Bluetooth stack: 'Roles'"
