@@ -295,9 +295,11 @@ async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
         await until(t_loss + 12.0)
         # le-connection-abort-by-local: bleak retries inside connect(); not a loss after it
         t_abort = clock.now()
+        connects_before = drivers["A"].connects
         bz.fail_connects(ADDRESSES["A"], 2, FAILED, "le-connection-abort-by-local")
         bz.lose_link(ADDRESSES["A"], off_s=0.0)
         await until(t_abort + 8.0)
+        connects_abort = drivers["A"].connects - connects_before
         # adapter powered off for 3 s
         t_off = clock.now()
         bz.set_powered(False)
@@ -336,6 +338,7 @@ async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
     dropped = next(t for t, p in watch.of("A", t_abort) if p.status != "ok")
     back = watch.first_ok_after("A", dropped)
     assert back - t_abort < 5.0
+    assert connects_abort == 1  # one link: the aborted tries inside bleak are not losses
     assert all(p.status == "ok" for _, p in watch.of("A", back, t_off - 0.1))
     # adapter off
     assert any("No powered Bluetooth adapters" in x for x in reasons("A", t_off, t_on + 3))
