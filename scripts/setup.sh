@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 PY="${PYTHON:-python3}"
 quiet() { grep -v "^WARNING: Location" || true; }  # pip's notes about absent local mirrors
-DEB_PACKAGES=(mosquitto xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0
+DEB_PACKAGES=(mosquitto dbus-daemon xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0
               libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 fonts-dejavu-core openssl)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
