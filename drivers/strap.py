@@ -71,11 +71,10 @@ def one_line(exc: BaseException) -> str:
             f"{short}: {details}" if details else short)
     elif isinstance(exc, TimeoutError):
         text = "timed out"
-    elif isinstance(exc, BleakError | OSError | EOFError):
-        # bleak's errors carry extra args (a reason enum): their message is the first
-        first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
-        text = (first if isinstance(exc, BleakError) and first else str(exc)) or type(
-            exc).__name__
+    elif isinstance(exc, BleakError):  # some carry a reason or a code beside the message
+        text = next((a for a in exc.args if isinstance(a, str) and a), type(exc).__name__)
+    elif isinstance(exc, OSError | EOFError):
+        text = str(exc) or type(exc).__name__
     else:
         text = f"unexpected {type(exc).__name__} from the Bluetooth stack: {exc}"
     text = " ".join(text.split())
@@ -90,7 +89,7 @@ def translate_error(exc: BaseException, address: str) -> StrapError:
     """
     if isinstance(exc, StrapError):
         return exc
-    if isinstance(exc, FileNotFoundError):  # bleak on Linux without the D-Bus system bus
+    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):  # no D-Bus system bus
         return BluetoothUnavailable(
             "Bluetooth is not available: no D-Bus system bus, so no BlueZ "
             "(is bluetoothd running and an adapter present?)")

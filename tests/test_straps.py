@@ -18,12 +18,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from bleak import BleakScanner
+from bleak.exc import (
+    BleakBluetoothNotAvailableError,
+    BleakBluetoothNotAvailableReason,
+    BleakDBusError,
+    BleakDeviceNotFoundError,
+    BleakGATTProtocolError,
+    BleakGATTProtocolErrorCode,
+)
 
 from coach.clock import VirtualClock
 from coach.types import AccChunk, EcgChunk, HeartRate, StrapEvent, StrapStatus
-from drivers import BluetoothUnavailable
+from drivers import BluetoothUnavailable, StrapLost
 from drivers.scan import scan
-from drivers.strap import Strap, StrapConfig
+from drivers.strap import Strap, StrapConfig, one_line, translate_error
 from sims.straps import SimFaults, SimRadio, SimStrapSpec
 
 
@@ -281,3 +289,35 @@ def test_scan_turns_any_backend_error_into_a_strap_error() -> None:
     with pytest.raises(StrapError) as err:
         asyncio.run(scan(0.1, backend=BrokenScanner))
     assert str(err.value) == "scan: unexpected KeyError from the Bluetooth stack: 'Roles'"
+
+
+@pytest.mark.parametrize(("exc", "reason"), [
+    (BleakDBusError("org.bluez.Error.Failed", ["le-connection-abort-by-local"]),
+     "le-connection-abort-by-local"),
+    (BleakDBusError("org.bluez.Error.InProgress", ["In Progress"]), "InProgress: In Progress"),
+    (BleakDBusError("org.bluez.Error.NotReady", []), "NotReady"),
+    (BleakGATTProtocolError(BleakGATTProtocolErrorCode.WRITE_NOT_PERMITTED),
+     "GATT Protocol Error: Write Not Permitted"),
+    (BleakDeviceNotFoundError("AA:BB", "Device with address AA:BB was not found."),
+     "Device with address AA:BB was not found."),
+    (TimeoutError(), "timed out"),
+    (KeyError("Roles"), "unexpected KeyError from the Bluetooth stack: 'Roles'"),
+    (RuntimeError("line one\nline two"),
+     "unexpected RuntimeError from the Bluetooth stack: line one line two"),
+])
+def test_reasons_are_one_short_line(exc: Exception, reason: str) -> None:
+    assert one_line(exc) == reason
+    lost = translate_error(exc, "AA:BB")
+    assert isinstance(lost, StrapLost) and str(lost) == f"AA:BB: {reason}"
+
+
+@pytest.mark.parametrize("exc", [
+    FileNotFoundError(2, "No such file"), ConnectionRefusedError(111, "Connection refused"),
+    BleakDBusError("org.freedesktop.DBus.Error.ServiceUnknown", ["no org.bluez"]),
+    BleakBluetoothNotAvailableError("No powered Bluetooth adapters found.",
+                                    BleakBluetoothNotAvailableReason.POWERED_OFF),
+])
+def test_no_bluetooth_is_said_once(exc: Exception) -> None:
+    err = translate_error(exc, "scan")
+    assert isinstance(err, BluetoothUnavailable)
+    assert str(err).startswith("Bluetooth is not available: ") and "\n" not in str(err)
