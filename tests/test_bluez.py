@@ -168,19 +168,34 @@ async def test_scan_with_the_adapter_off_or_no_bluetoothd(system_bus: DBusDaemon
 async def test_run_reads_three_straps_through_bluez(system_bus: DBusDaemon,
                                                     tmp_path: Path) -> None:
     """``coach run --headless --json``: heart rates right, ECG and ACC from the two Polar
-    straps through the PMD control point (write, then indication), HR only from T."""
+    straps through the PMD control point (write, then indication), HR only from T, whose
+    link drops and whose next two connects BlueZ refuses: reasons in the states, then ok."""
     rec = tmp_path / "s.coach"
     async with room(system_bus, RealClock()) as r:
+
+        async def drop_t() -> None:  # T's link drops 1 s after it is up, two reconnects refused
+            t = ADDRESSES["T"]
+            while not (t in r.bluez.devices and r.bluez.devices[t].resolved):
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)
+            r.bluez.fail_connects(ADDRESSES["T"], 2, FAILED, "le-connection-refused")
+            r.bluez.lose_link(ADDRESSES["T"], off_s=0.5)
+
+        fault = asyncio.create_task(drop_t())
         rc, out, err = await coach(
             system_bus, "run", "--headless", "--json", "--duration", "7", "--record", str(rec),
             "--a", ADDRESSES["A"], "--b", ADDRESSES["B"], "--t", ADDRESSES["T"])
+        await fault
         t_end = r.clock.now()
     assert rc == 0, err
     states = [json.loads(line) for line in out.splitlines()]
+    t_reasons = {s["partners"]["T"]["status_reason"] for s in states} - {""}
+    assert any(x.endswith("le-connection-refused") for x in t_reasons), t_reasons
     last = states[-1]["partners"]
     for label in ADDRESSES:
         assert last[label]["status"] == "ok" and last[label]["status_reason"] == ""
-        assert abs(last[label]["hr_bpm"] - r.true_hr(label, t_end)) < 6.0, label
+        # the sensed beats, within breathing's swing of the heart rate (RSA: several bpm)
+        assert abs(last[label]["hr_bpm"] - r.true_hr(label, t_end)) < 8.0, label
     with RecordingReader(rec) as reader:
         kinds = {label: {type(e.item) for e in reader.raw(label)} for label in ADDRESSES}
         acc = [e.item for e in reader.raw("A") if isinstance(e.item, AccChunk)]
