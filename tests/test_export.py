@@ -19,7 +19,7 @@ from coach.types import AccChunk, Command, EcgChunk, HeartRate, Marker, PacerSta
 @pytest.fixture
 def recording(tmp_path: Path, make_state: Any) -> Path:
     rng = np.random.default_rng(3)
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     clock = [0.0]
     with Recorder(path, labels=("A", "B"), now=lambda: clock[0], t_origin_s=10.0) as rec:
         for k in range(40):  # 10 s; B is gone from 4 s to 6 s

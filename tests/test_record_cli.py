@@ -38,7 +38,7 @@ def _rate(state: dict[str, Any]) -> float | None:
 
 @pytest.fixture(scope="module")
 def live_and_replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, list]:
-    path = tmp_path_factory.mktemp("rec") / "demo.sqlite"
+    path = tmp_path_factory.mktemp("rec") / "demo.coach"
     live = coach("demo", "--headless", "--record", str(path), "--duration", "60",
                  "--speed", "max", "--json")
     assert live.returncode == 0, live.stderr[-2000:]
@@ -72,7 +72,7 @@ def test_headless_demo_records_and_replay_gives_its_states(live_and_replayed) ->
 
 
 def test_demo_refuses_to_overwrite_a_recording(tmp_path: Path) -> None:
-    path = tmp_path / "taken.sqlite"
+    path = tmp_path / "taken.coach"
     path.write_bytes(b"precious")
     out = coach("demo", "--headless", "--record", str(path), "--duration", "5",
                 "--speed", "max")
@@ -129,13 +129,13 @@ def _assert_recorded_until(path: Path, sent: float) -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
 def test_windowed_demo_closes_its_recording_on_a_signal(tmp_path: Path, sig: int) -> None:
-    path = tmp_path / "windows.sqlite"
+    path = tmp_path / "windows.coach"
     sent, _ = _signal_when_recording(["demo", "--record", str(path), "--windowed"], path, sig)
     _assert_recorded_until(path, sent)
 
 
 def test_headless_demo_closes_its_recording_on_sigterm(tmp_path: Path) -> None:
-    path = tmp_path / "headless.sqlite"
+    path = tmp_path / "headless.coach"
     sent, err = _signal_when_recording(
         ["demo", "--headless", "--record", str(path), "--duration", "600"], path,
         signal.SIGTERM)
@@ -161,12 +161,12 @@ def test_run_records_by_default_to_the_sessions_folder(tmp_path: Path,
     path = recording_path(_run_args())
     assert path is not None and path.parent == default_dir()
     assert default_dir().is_relative_to(tmp_path)
-    assert path.name.endswith("Z.sqlite")  # a UTC start time
+    assert path.name.endswith("Z.coach")  # a UTC start time
     assert recording_path(_run_args("--no-record")) is None
-    assert recording_path(_run_args("--record", str(tmp_path / "x.sqlite"))) == \
-        tmp_path / "x.sqlite"
+    assert recording_path(_run_args("--record", str(tmp_path / "x.coach"))) == \
+        tmp_path / "x.coach"
     with pytest.raises(SystemExit):  # one or the other
-        _run_args("--no-record", "--record", "x.sqlite")
+        _run_args("--no-record", "--record", "x.coach")
 
 
 def test_run_session_records_the_drivers_events_and_states(tmp_path: Path) -> None:
@@ -177,7 +177,7 @@ def test_run_session_records_the_drivers_events_and_states(tmp_path: Path) -> No
     from coach.commands.demo import build, strap_sources
     from coach.commands.run import run_session
 
-    path = tmp_path / "run.sqlite"
+    path = tmp_path / "run.coach"
     clock = VirtualClock()
 
     async def main() -> None:
@@ -203,7 +203,7 @@ def test_run_without_bluetooth_leaves_no_recording(tmp_path: Path) -> None:
 
     D-Bus is pointed at a socket that does not exist, so this holds on any Linux machine.
     """
-    path = tmp_path / "never.sqlite"
+    path = tmp_path / "never.coach"
     env = {**ENV, "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/coach-test-bus"}
     out = subprocess.run([sys.executable, "-m", "coach.cli", "run", "--a", "A0:9E:1A:00:00:01",
                           "--record", str(path)], cwd=ROOT, env=env, capture_output=True,

@@ -36,7 +36,7 @@ def _record(path: Path, make_state: Any, minutes: float = 6.0) -> None:
 
 
 def test_report_is_one_self_contained_page(tmp_path: Path, make_state: Any) -> None:
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     _record(path, make_state)
     messages: list[str] = []
     with RecordingReader(path) as reader:
@@ -52,7 +52,7 @@ def test_report_is_one_self_contained_page(tmp_path: Path, make_state: Any) -> N
 
 
 def test_synchrony_rises_when_breaths_lock(tmp_path: Path, make_state: Any) -> None:
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     _record(path, make_state)
     with RecordingReader(path) as reader:
         series = load_series(reader)
@@ -65,7 +65,7 @@ def test_synchrony_rises_when_breaths_lock(tmp_path: Path, make_state: Any) -> N
 
 
 def test_report_of_an_empty_recording(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     Recorder(path, labels=("A",)).close()
     with RecordingReader(path) as reader:
         assert "No states to plot" in render_report(reader)
