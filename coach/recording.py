@@ -227,8 +227,8 @@ def decode_row(row: tuple[Any, ...], bounds: tuple[float, float] = (-math.inf, m
     elif kind == "hr":
         _check_body(body, {"hr_bpm": (int, float, type(None)), "rr_ms": list,
                            "beat_t_s": list, "contact": (bool, type(None))})
-        if body["hr_bpm"] is not None and not (_finite(body["hr_bpm"])
-                                               and 0 <= body["hr_bpm"] <= 400):
+        hr = body["hr_bpm"]  # NaN: the strap did not know
+        if hr is not None and not (math.isnan(hr) or (_finite(hr) and 0 <= hr <= 400)):
             raise ValueError(f"hr_bpm {body['hr_bpm']!r:.20} is not a heart rate")
         rr, beats = body["rr_ms"], body["beat_t_s"]
         if len(rr) > MAX_BEATS or len(beats) != len(rr):
@@ -340,6 +340,16 @@ def private_dir(folder: Path) -> None:
         raise RecordingError(f"cannot create {folder}: {exc.strerror}") from None
 
 
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Files created inside the block are 0600 and folders 0700 (the process umask 077)."""
+    old = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
 class Recorder:
     """Writes one session to a new SQLite file; a synchronous sink that drops nothing.
 
@@ -361,7 +371,7 @@ class Recorder:
         self.path = Path(path)
         create_private(self.path)
         self._now, self._wall, self._interval = now, wall, commit_interval_s
-        self._last_t_s = t_origin_s
+        self._last_t_s = self._t_origin_s = t_origin_s
         self.rows = 0
         self.committed_rows = 0
         self.committed_t_s: float | None = None  # rx time of the last committed row
@@ -434,6 +444,8 @@ class Recorder:
 
     def set_meta(self, key: str, value: Any) -> None:
         """Set one metadata value (e.g. ``t_origin_s`` once the session has started)."""
+        if key == "t_origin_s":
+            self._t_origin_s = float(value)
         self._execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, _dumps(value)))
 
     def commit_if_due(self) -> None:
@@ -454,12 +466,13 @@ class Recorder:
     def _fail(self, exc: Exception) -> RecordingError:
         """Stop at a write error: keep what was committed, say in one line how much."""
         if self.failure is None:
-            what = (f"{self.committed_rows} events up to t={self.committed_t_s:.1f} s"
-                    if self.committed_t_s is not None and self.committed_rows
-                    else "no events")
+            span = (self.committed_t_s or 0.0) - self._t_origin_s
+            holds = (f"the first {span:.1f} s of the session ({self.committed_rows} events), "
+                     "committed before it" if self.committed_t_s is not None
+                     and self.committed_rows else "no events")
             self.failure = (f"cannot write {self.path} ({exc}); recording stopped: "
-                            f"it keeps the {what} committed before the error")
-            log.error("%s", self.failure)
+                            f"the file holds {holds}")
+            log.debug("%s", self.failure)
         self._abandon()
         return RecordingError(self.failure)
 

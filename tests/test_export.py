@@ -69,7 +69,7 @@ def test_bids_files_hold_every_sample(recording: Path, tmp_path: Path) -> None:
 
 def test_bids_events_hold_beats_markers_and_pacer(recording: Path, tmp_path: Path) -> None:
     with RecordingReader(recording) as reader:
-        export_bids(reader, tmp_path)
+        export_bids(reader, tmp_path, subject_prefix="")
     path = tmp_path / "sub-A" / "beh" / "sub-A_task-coregulation_events.tsv"
     with path.open() as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
