@@ -93,10 +93,14 @@ def _rows(path: Path, kind: str) -> int:
         return 0
 
 
-def _signal_when_recording(args: list[str], path: Path, sig: int) -> tuple[float, str]:
-    """Start a demo, wait for committed ECG rows (bounded), send ``sig``; (when, stderr)."""
+def _signal_when_recording(args: list[str], path: Path, sig: int,
+                           stdout: list[str] | None = None) -> tuple[float, str]:
+    """Start a demo, wait for committed ECG rows (bounded), send ``sig``; (when, stderr).
+
+    ``stdout``, when given, receives what the command printed there.
+    """
     proc = subprocess.Popen([sys.executable, "-m", "coach.cli", *args], cwd=ROOT, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60.0
         while _rows(path, "ecg") < 30:
@@ -106,7 +110,9 @@ def _signal_when_recording(args: list[str], path: Path, sig: int) -> tuple[float
         time.sleep(1.5)  # mid-session
         sent = time.monotonic()  # CLOCK_MONOTONIC: the child's RealClock reads the same
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=20)
+        if stdout is not None:
+            stdout.append(out)
         assert time.monotonic() - sent < 10.0
     finally:
         if proc.poll() is None:
@@ -127,20 +133,42 @@ def _assert_recorded_until(path: Path, sent: float) -> None:
     assert last_state >= sent - 1.0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
+SIGNALS = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
+SIGNAL_IDS = ["SIGTERM", "SIGHUP", "Ctrl+C"]
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIGNAL_IDS)
 def test_windowed_demo_closes_its_recording_on_a_signal(tmp_path: Path, sig: int) -> None:
     path = tmp_path / "windows.coach"
-    sent, _ = _signal_when_recording(["demo", "--record", str(path), "--windowed"], path, sig)
+    sent, err = _signal_when_recording(["demo", "--record", str(path), "--windowed"], path,
+                                       sig)
     _assert_recorded_until(path, sent)
+    assert f"recorded to {path}" in err  # says where it saved
 
 
-def test_headless_demo_closes_its_recording_on_sigterm(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIGNAL_IDS)
+def test_headless_demo_closes_its_recording_on_a_signal_with_a_summary(tmp_path: Path,
+                                                                       sig: int) -> None:
     path = tmp_path / "headless.coach"
+    out: list[str] = []
     sent, err = _signal_when_recording(
-        ["demo", "--headless", "--record", str(path), "--duration", "600"], path,
-        signal.SIGTERM)
-    assert "stopped" in err
+        ["demo", "--headless", "--record", str(path), "--duration", "600"], path, sig, out)
+    assert f"stopped by {signal.Signals(sig).name}" in err and "Traceback" not in err
+    assert out[0].startswith("scenario calm-anchor: ")  # the summary, as at the end
+    assert f"recorded to {path}" in err
     _assert_recorded_until(path, sent)
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIGNAL_IDS)
+def test_record_closes_on_a_signal_with_a_summary(tmp_path: Path, sig: int) -> None:
+    path = tmp_path / "recorded.coach"
+    _, err = _signal_when_recording(["record", "--out", str(path), "--duration", "600"],
+                                    path, sig)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"coach record: stopped by {signal.Signals(sig).name}: ")
+    with RecordingReader(path) as reader:
+        assert reader.closed_cleanly and reader.count() == int(last.split(" events")[0]
+                                                               .rsplit(" ", 1)[1])
 
 
 # ---------------------------------------------------------------------- coach run
