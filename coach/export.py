@@ -5,8 +5,8 @@ sampled stream (no header; columns, rate, start time and units in the JSON sidec
 and one ``*_events.tsv`` with beats (RR), markers, commands and the pacer's breaths.
 Time 0 is the session start; gaps (a strap away) are ``n/a`` rows, so row ``i`` is
 always at ``StartTime + i / SamplingFrequency``. No names: participants are
-``sub-<session><label>`` (the session's start, letters and digits only, as BIDS asks:
-``sub-20261125T193412A``), so one folder holds many couples; ``subject_prefix``
+``sub-<session><label>`` (a hash of the session's start, letters and digits only as
+BIDS asks: ``sub-s3f9a2c1dA``), so one folder holds many couples; ``subject_prefix``
 replaces the session part. An export refuses to replace a file unless ``force``; the
 files are private to the user (0600, new folders 0700). Text fields in TSV are escaped
 as BIDS asks: a value with a tab is double-quoted; a line break is written ``\n`` so
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import math
@@ -80,9 +81,11 @@ def _stem(sub: str, ses: str | None) -> str:
 
 
 def session_id(reader: RecordingReader) -> str:
-    """The recording's session as a BIDS label: its UTC start, letters and digits only."""
-    started = str(reader.meta.get("started_utc", ""))[:19]
-    return "".join(c for c in started if c.isalnum()) or "session"
+    """The recording's session as a BIDS label, letters and digits only: ``s`` and eight
+    hex digits of a hash of its start, so couples differ and no date is exported."""
+    who = json.dumps([reader.meta.get("started_utc"), reader.meta.get("t_origin_s"),
+                      list(reader.labels)])
+    return "s" + hashlib.sha256(who.encode()).hexdigest()[:8]
 
 
 def refuse_existing(paths: list[Path], force: bool) -> None:

@@ -388,7 +388,8 @@ class Recorder:
             started = (started_utc or datetime.now(UTC)).isoformat(timespec="seconds")
             meta = {"format": FORMAT, "format_version": FORMAT_VERSION,
                     "labels": list(labels), "t_origin_s": t_origin_s,
-                    "started_utc": started, "settings": dict(settings or {})}
+                    "started_utc": started, "settings": dict(settings or {}),
+                    "coach_version": coach_version()}
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
                                  [(k, _dumps(v)) for k, v in meta.items()])
@@ -802,6 +803,16 @@ def _damaged(path: Path, exc: Exception, salvage: bool) -> RecordingError:
     except RecordingError as inner:
         return inner
     return RecordingError(f"{path} is damaged ({_first_problem(exc)}); {result.summary()}")
+
+
+def coach_version() -> str:
+    """This coach's version (as installed), for recordings and reports."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("coach")
+    except metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def default_dir() -> Path:

@@ -17,8 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("bids", "csv"), default="bids",
                    help="BIDS physio (TSV.gz + JSON) or plain CSV (default bids)")
     p.add_argument("--subject-prefix", default=None, metavar="P",
-                   help="BIDS subject = prefix + label (default: the session's start, e.g. "
-                        "sub-20261125T193412A; couple07 -> sub-couple07A)")
+                   help="BIDS subject = prefix + label (default: an id of the session, e.g. "
+                        "sub-s3f9a2c1dA; couple07 -> sub-couple07A)")
     p.add_argument("--session", default=None, metavar="S", help="BIDS session label")
     p.add_argument("--force", action="store_true",
                    help="replace files of an earlier export (default: refuse)")
