@@ -68,6 +68,7 @@ class Series:
     markers: list[tuple[float, str, str]] = field(default_factory=list)
     anchors: list[Any] = field(default_factory=list)
     sources: dict[str, Counter[str]] = field(default_factory=dict)
+    statuses: dict[str, list[str]] = field(default_factory=dict)
 
     def get(self, name: str) -> np.ndarray:
         return self.columns.get(name, np.full(len(self.t_min), np.nan))
@@ -92,7 +93,9 @@ def load_series(reader: RecordingReader) -> Series:
                for e in reader.entries(("marker",))]
     sources = {label: Counter(str(r.get(f"{label}_source")) for r in rows
                               if r.get(f"{label}_source")) for label in reader.labels}
-    return Series(t, cols, reader.labels, markers, [r.get("anchor") for r in rows], sources)
+    statuses = {label: [str(r.get(f"{label}_status")) for r in rows] for label in reader.labels}
+    return Series(t, cols, reader.labels, markers, [r.get("anchor") for r in rows], sources,
+                  statuses)
 
 
 def breath_plv(series: Series, a: str, b: str, window_s: float = PLV_WINDOW_S) -> np.ndarray:
@@ -361,21 +364,20 @@ def summarize(series: Series) -> tuple[list[tuple[str, str]], dict[str, np.ndarr
 
 def events_table(reader: RecordingReader, series: Series) -> list[tuple[float, str, str]]:
     """(minutes, what, detail) of strap losses and returns, anchor changes, alerts and
-    markers, in time order."""
-    origin = reader.t_origin_s
+    markers, in time order (the straps' status as the session's states gave it)."""
     rows: list[tuple[float, str, str]] = []
-    last: dict[str, tuple[str, float]] = {}
-    for e in reader.entries(("status",)):
-        cond, t = e.item.condition, (e.t_s - origin) / 60.0
-        before = last.get(e.label)
-        if cond in ("lost", "no-contact") and (before is None or before[0] != cond):
-            what = "strap lost" if cond == "lost" else "strap: no skin contact"
-            rows.append((t, f"{what} ({e.label})", e.item.note))
-        elif cond == "ok" and before is not None and before[0] in ("lost", "no-contact"):
-            rows.append((t, f"strap back ({e.label})",
-                         f"after {60.0 * (t - before[1]):.0f} s"))
-        if before is None or before[0] != cond:
-            last[e.label] = (cond, t)
+    for label, statuses in series.statuses.items():  # as the dashboard showed them
+        since: tuple[str, float] | None = None
+        for t, cond in zip(series.t_min, statuses, strict=True):
+            bad = cond in ("lost", "no-contact")
+            if bad and (since is None or since[0] != cond):
+                what = "strap lost" if cond == "lost" else "strap: no skin contact"
+                rows.append((float(t), f"{what} ({label})", ""))
+                since = (cond, float(t))
+            elif not bad and cond == "ok" and since is not None:
+                rows.append((float(t), f"strap back ({label})",
+                             f"after {60.0 * (t - since[1]):.0f} s"))
+                since = None
     prev = None
     for t, anchor in zip(series.t_min, series.anchors, strict=True):
         if anchor != prev and (prev is not None or anchor is not None):
@@ -431,11 +433,15 @@ def provenance(reader: RecordingReader, series: Series) -> list[tuple[str, str]]
                 streams.append(f"{name} {rate:g} Hz" if rate else name)
         used = series.sources.get(label, Counter())
         total = sum(used.values())
-        share = ", ".join(f"{SOURCE_NAMES.get(k, k)} {100 * n / total:.0f} %"
+        share = ", ".join(f"{SOURCE_NAMES.get(k, k)} {_percent(n / total)}"
                           for k, n in used.most_common()) if total else "none"
         rows.append((f"partner {label}", f"streams: {', '.join(streams) or 'none'}; "
                                          f"breathing from: {share}"))
     return rows
+
+
+def _percent(x: float) -> str:
+    return "under 1 %" if 0 < x < 0.005 else f"{100 * x:.0f} %"
 
 
 SOURCE_NAMES = {"acc": "chest accelerometer", "ecg": "ECG", "rr": "RR intervals"}
@@ -530,7 +536,7 @@ def _page(reader: RecordingReader, rows: list[tuple[str, str]], figures: str,
 color:{INK};padding:0 1em}}h1{{font-size:1.5em}}h2{{font-size:1.15em;margin-top:1.6em;
 border-bottom:2px solid {GRID};padding-bottom:.2em}}table{{border-collapse:collapse;
 margin:.5em 0}}th,td{{padding:.25em .8em;border-bottom:1px solid {GRID};text-align:left;
-vertical-align:top}}th{{font-weight:600}}.panel{{display:block;margin:.8em 0}}
+vertical-align:top;white-space:pre-line}}th{{font-weight:600}}.panel{{display:block;margin:.8em 0}}
 figcaption b{{margin-right:1em}}figcaption{{font-size:.9em}}.tick{{font-size:11px;fill:{MUTED}}}
 .mark{{font-size:11px;font-weight:700;fill:{MARKER_COLOR}}}.empty{{font-size:14px;
 fill:{MUTED}}}.sw{{display:inline-block;width:1.6em;height:0;border-top:3px solid;

@@ -104,8 +104,6 @@ def test_report_colours_are_the_dashboards() -> None:
 
 
 def test_report_lists_markers_events_and_provenance(tmp_path: Path, make_state: Any) -> None:
-    from coach.types import StrapStatus
-
     path = tmp_path / "s.coach"
     clock = [0.0]
     notes = ["raised voices <b>& 'quotes'</b>", "second\nline", ""]
@@ -114,15 +112,12 @@ def test_report_lists_markers_events_and_provenance(tmp_path: Path, make_state: 
         for k in range(1800):  # 3 minutes
             t = (k + 1) * 0.1
             alert = 100.0 < t < 110.0
+            gone = "lost" if 60.0 < t < 100.0 else "ok"  # B's strap away for 40 s
             rec.write_state(make_state(t, anchor="A" if t < 150 else "B",
                                        partners={"A": {"calm": 0.6, "alert": alert},
-                                                 "B": {"calm": 0.4, "alert": False}}))
+                                                 "B": {"calm": 0.4, "status": gone}}))
             if k in (300, 900, 1500):
                 rec.write(Marker(t, f"kind{k}", notes[(k // 600)]))
-            if k == 600:
-                rec.write(StrapStatus(t, "B", "lost", note="link lost"))
-            if k == 1000:
-                rec.write(StrapStatus(t, "B", "ok"))
     with RecordingReader(path) as reader:
         page = render_report(reader)
     import html
