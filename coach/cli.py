@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"coach.commands.{args.command}")
     try:
         return int(module.main(args))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # commands that record stop cleanly on Ctrl+C (exit 0)
+        print(f"coach {args.command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -46,7 +46,8 @@ def live_and_replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, l
     assert replay.returncode == 0, replay.stderr[-2000:]
     lines = [json.loads(x) for x in live.stdout.splitlines() if x.strip()]
     replayed = [json.loads(x) for x in replay.stdout.splitlines() if x.strip()]
-    return path, lines, replayed
+    assert replayed[-1]["summary"] is True and replayed[-1]["states"] == 600
+    return path, lines, replayed[:-1]
 
 
 def test_headless_demo_records_and_replay_gives_its_states(live_and_replayed) -> None:
