@@ -238,6 +238,14 @@ def test_sessions_lists_every_recording_it_can_open(session: Path, tmp_path: Pat
     assert listed == ["a.coach", "old-name.sqlite"]
 
 
+def test_record_never_replaces_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "taken.coach"
+    path.write_bytes(b"precious")
+    out = coach("record", "--out", str(path), "--duration", "5", "--speed", "max")
+    assert out.returncode == 2 and "already exists" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and path.read_bytes() == b"precious"
+
+
 def test_reports_never_replace_the_recording_or_a_file(session: Path, tmp_path: Path) -> None:
     path = tmp_path / "s.coach"
     shutil.copyfile(session, path)

@@ -305,15 +305,19 @@ def main(args: argparse.Namespace) -> int:
     try:
         clock = clock_for_speed(args.speed)
         check_new(path)
-        print(f"coach record: recording to {path}", file=sys.stderr)
+    except (ValueError, RecordingError) as exc:
+        print(f"coach record: {exc}", file=sys.stderr)
+        return 2
+    print(f"coach record: recording to {path}", file=sys.stderr)
+    try:
         done = clock.run(stop.run(record_simulation(clock, path, args.scenario, args.seed,
                                                     args.duration, stop.event)))
-    except (ValueError, RecordingError, BaseExceptionGroup) as exc:
-        err = first_error(exc, (ValueError, RecordingError))
+    except (RecordingError, BaseExceptionGroup) as exc:
+        err = first_error(exc, RecordingError)
         if err is None:
             raise
         print(f"coach record: {err}", file=sys.stderr)
-        return 1 if path.exists() else 2  # 1: a write error stopped a recording
+        return 1 if path.exists() else 2  # 1: a write error stopped the recording
     how = f"stopped by {stop.name}" if done["stopped"] else "done"
     print(f"coach record: {how}: {done['duration_s']:.1f} s of session, "
           f"{done['events']} events saved to {path}", file=sys.stderr)

@@ -84,8 +84,8 @@ def main(args: argparse.Namespace) -> int:
         _say_saved(path)
         return 130
     except (StrapError, BaseExceptionGroup) as exc:
-        err = _strap_error(exc, StrapError)
-        if err is None:
+        err = _strap_error(exc, StrapError) or _strap_error(exc, RecordingError)
+        if err is None:  # a write error stops the session: its line says what was kept
             raise
         print(f"coach run: {err}", file=sys.stderr)
         _say_saved(path)
