@@ -152,7 +152,11 @@ def _physio(reader: RecordingReader, label: str, kind: str, base: Path) -> list[
               for e in reader.entries((kind,), label) if len(_samples(e.item))]
     if not chunks:
         return []
-    fs = chunks[0][1]
+    fs, end = chunks[0][1], chunks[0][0] + reader.duration_s + 60.0
+    late = [c for c in chunks if c[0] > end]
+    if late:  # the grid spans the session, not a time someone typed into a row
+        reader.warn(f"{label} {kind}: {len(late)} chunks after the session's end left out")
+        chunks = [c for c in chunks if c[0] <= end]
     other = [c for c in chunks if c[1] != fs]
     if other:  # one grid, one rate: chunks at another rate cannot go on it
         reader.warn(f"{label} {kind}: {len(other)} chunks at a rate other than {fs:g} Hz "

@@ -70,6 +70,7 @@ SUFFIX = ".coach"  # the recordings' suffix; any recording opens whatever its na
 # What a row may hold (the checked reader): anything outside is a damaged row.
 MAX_SESSION_S = 7 * 24 * 3600.0  # s: events this far from the session origin are damage
 MAX_EARLY_S = 3600.0  # s: events this long before the origin (a strap connecting early)
+MAX_LATE_S = 60.0  # s: event times this long after a closed file's last row (clock fits)
 MAX_BACKSTEP_S = 1.0  # s: a stream's event times may step back this much (host jitter)
 MAX_FS_HZ = 10_000.0  # Hz: no strap samples faster
 MAX_BLOB_BYTES = 16 * 2**20  # one chunk: a Polar frame is a few hundred bytes
@@ -634,8 +635,10 @@ class RecordingReader:
         if bad is not None:
             self.close()
             raise RecordingError(f"{self.path} has damaged metadata ({bad})")
-        origin = self.t_origin_s
-        self.bounds = (origin - MAX_EARLY_S, origin + MAX_SESSION_S)
+        origin, end = self.t_origin_s, self.meta.get("ended_t_s")
+        late = end + MAX_LATE_S if _finite(end) and origin <= end <= origin + MAX_SESSION_S \
+            else origin + MAX_SESSION_S  # a closed file says where it ends
+        self.bounds = (origin - MAX_EARLY_S, late)
 
     def _check(self) -> None:
         result = self._db.execute("PRAGMA quick_check").fetchone()[0]

@@ -205,8 +205,10 @@ def test_edited_rows_are_skipped_with_one_warning_each(session: Path, tmp_path: 
     with sqlite3.connect(path) as db:
         ecg = db.execute("SELECT min(id) FROM events WHERE kind = 'ecg'").fetchone()[0]
         acc = db.execute("SELECT max(id) FROM events WHERE kind = 'acc'").fetchone()[0]
+        day = db.execute("SELECT min(id) FROM events WHERE kind = 'acc'").fetchone()[0]
         db.execute("UPDATE events SET fs_hz = 0 WHERE id = ?", (ecg,))
         db.execute("UPDATE events SET t_s = t_s + 1e9 WHERE id = ?", (acc,))
+        db.execute("UPDATE events SET t_s = t_s + 86400 WHERE id = ?", (day,))  # a day on
         t = db.execute("SELECT rx_s FROM events WHERE id = ?", (acc,)).fetchone()[0]
         marker = db.execute(
             "INSERT INTO events (rx_s, t_s, kind, json) VALUES (?, ?, 'marker', ?)",
@@ -214,16 +216,17 @@ def test_edited_rows_are_skipped_with_one_warning_each(session: Path, tmp_path: 
         db.execute("UPDATE meta SET value = '1e308' WHERE key = 'duration_s'")
     db.close()
     before = snapshot(tmp_path)
-    for args, bad in ((("replay", str(path)), {ecg, acc, marker}),
+    for args, bad in ((("replay", str(path)), {ecg, acc, day, marker}),
                       (("export", str(path), "--out", str(tmp_path / "bids")),
-                       {ecg, acc, marker}),
+                       {ecg, acc, day, marker}),
                       (("report", str(path), "--out", str(tmp_path / "r.html")), {marker})):
         out = coach(*args, timeout_s=60)
         assert out.returncode == 0, out.stderr
         assert "Traceback" not in out.stderr
         named = {int(x) for x in re.findall(r"skipped damaged event (\d+)", out.stderr)}
-        assert named == bad, out.stderr
-        assert out.stderr.count("skipped damaged event") == len(bad)  # once each
+        # every bad row it read (the report reads states, markers and a chunk or two)
+        assert bad <= named <= {ecg, acc, day, marker}, out.stderr
+        assert out.stderr.count("skipped damaged event") == len(named)  # once each
     after = snapshot(tmp_path)
     assert {k: after[k] for k in before} == before  # the recording is unchanged
 
