@@ -570,14 +570,16 @@ def open_readonly(path: Path) -> tuple[sqlite3.Connection, Path | None]:
     wal = Path(f"{path}-wal")
     if not wal.exists():
         return sqlite3.connect(sqlite_uri(path, mode="ro", immutable="1"), uri=True), None
+    db: sqlite3.Connection | None = None
     try:
         db = sqlite3.connect(sqlite_uri(path, mode="ro"), uri=True)
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db, None
     except sqlite3.OperationalError as exc:
+        if db is not None:
+            db.close()
         if "unable to open" not in str(exc) and "readonly" not in str(exc):
             raise
-        db.close()
     tmp = Path(tempfile.mkdtemp(prefix="coach-read-"))
     copy = tmp / "recording.coach"
     shutil.copyfile(path, copy)
