@@ -93,7 +93,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         summary = clock.run(stop.run(run_headless(
             clock, args.scenario, args.seed, duration, args.json, mqtt=args,
-            record=args.record, stop=stop.event)))
+            record=args.record, stop=stop.event, progress_s=60.0)))
     except (RecordingError, ExceptionGroup) as exc:
         from coach.commands.record import first_error
 
@@ -233,12 +233,14 @@ async def run_headless(
     mqtt: argparse.Namespace | None = None,
     record: Path | None = None,
     stop: asyncio.Event | None = None,
+    progress_s: float | None = None,
 ) -> dict[str, Any]:
     """Run a simulated session; print a JSON state per second; return the summary.
 
     With ``mqtt`` (parsed ``--mqtt`` options) the session is also published to a broker;
     with ``record`` it is recorded to that new file; setting ``stop`` ends it early
-    (a signal), with the same summary. A line per simulated minute goes to stderr.
+    (a signal), with the same summary. With ``progress_s`` a line goes to stderr every
+    that many simulated seconds.
     """
     from coach.commands.record import maybe_recording, progress, run_until_stopped
     from coach.mqtt import bridge_from_args
@@ -260,7 +262,8 @@ async def run_headless(
     settings = demo_settings(scenario, seed)
     async with maybe_recording(session, record, settings), asyncio.TaskGroup() as tg:
         sim = tg.create_task(world.run(duration_s), name="sim.world")
-        ticker = tg.create_task(progress(clock, "demo", duration_s), name="coach.progress")
+        ticker = tg.create_task(progress(clock, "demo", duration_s, progress_s),
+                                name="coach.progress") if progress_s else None
         consumer = tg.create_task(printer.consume(sub), name="coach.print")
         publisher = tg.create_task(bridge.run(), name="coach.mqtt") if bridge else None
         end = clock.now() + duration_s
@@ -277,7 +280,8 @@ async def run_headless(
         if await run_until_stopped(session, sources, duration_s, stop):
             sim.cancel()
             freeze.cancel()
-        ticker.cancel()
+        if ticker is not None:
+            ticker.cancel()
         late = sim_straps.drain_into(session)
         while (state := sub.get_nowait()) is not None:
             printer.take(state)
