@@ -619,6 +619,11 @@ class RecordingReader:
         except OSError as exc:
             self.close()
             raise RecordingError(f"cannot read {self.path}: {exc.strerror}") from None
+        except sqlite3.OperationalError as exc:
+            self.close()
+            if "no such table" in str(exc):  # another program's SQLite file: not ours
+                raise RecordingError(f"{self.path} is not a coach recording") from None
+            raise _damaged(self.path, exc, recover) from None
         except (sqlite3.DatabaseError, ValueError, TypeError, RecursionError) as exc:
             self.close()
             raise _damaged(self.path, exc, recover) from None

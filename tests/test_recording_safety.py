@@ -236,9 +236,15 @@ def test_sessions_lists_every_recording_it_can_open(session: Path, tmp_path: Pat
     shutil.copyfile(session, tmp_path / "old-name.sqlite")
     (tmp_path / "notes.txt").write_text("not a recording")
     (tmp_path / "a.html").write_text("<html></html>")
-    out = coach("sessions", "--dir", str(tmp_path), "--json")
-    listed = sorted(Path(json.loads(x)["file"]).name for x in out.stdout.splitlines())
+    other = sqlite3.connect(tmp_path / "photos.db")  # another program's database
+    other.execute("CREATE TABLE t (x)")
+    other.close()
+    out = coach("sessions", "--dir", str(tmp_path))
+    listed = sorted(line.split()[-1] for line in out.stdout.splitlines())
     assert listed == ["a.coach", "old-name.sqlite"]
+    assert coach("replay", str(tmp_path / "photos.db")).stderr.strip().endswith(
+        "photos.db is not a coach recording")
+    assert not [p for p in tmp_path.iterdir() if "recovered" in p.name]  # nothing salvaged
 
 
 def test_record_never_replaces_a_file(tmp_path: Path) -> None:
