@@ -114,7 +114,7 @@ def _duration_s(session: Any, clock: Clock) -> float:
 
 def default_session_path(started: datetime | None = None) -> Path:
     """A new file for a live session in the folder ``coach sessions`` lists, named by
-    its UTC start time (e.g. ``2026-11-25T19-34-12Z.sqlite``)."""
+    its UTC start time (e.g. ``2026-11-25T19-34-12Z.coach``)."""
     started = (started or datetime.now(UTC)).astimezone(UTC)
     stem = started.strftime("%Y-%m-%dT%H-%M-%SZ")
     path, n = default_dir() / f"{stem}{SUFFIX}", 1
