@@ -38,10 +38,7 @@ stamp=.venv/.coach-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "setup: installing coach and its dependencies into .venv (a few minutes the first time)"
     .venv/bin/python -m pip install -q --upgrade pip 2>&1 | quiet
-    # compat: a .pth to the source tree. The default (a meta path finder) makes setuptools
-    # print a 10-line "Editable installation" notice that reads like a failure.
-    .venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat \
-        2>&1 | quiet
+    .venv/bin/python -m pip install -q -e '.[test]' 2>&1 | quiet
     .venv/bin/python -c 'import coach, PySide6, pyqtgraph, qasync, aiomqtt, bleak, scipy' 
     touch "$stamp"
 fi
