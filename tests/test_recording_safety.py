@@ -285,6 +285,8 @@ def test_exports_are_private_and_many_couples_share_a_folder(session: Path,
                    (json.dumps("2027-01-02T03:04:05+00:00"),))
     db.close()
     bids = tmp_path / "bids"
+    itself = coach("export", str(second), "--out", str(second))
+    assert itself.returncode == 2 and "is the recording itself" in itself.stderr
     assert coach("export", str(session), "--out", str(bids)).returncode == 0
     files = snapshot(bids)
     assert coach("export", str(second), "--out", str(bids)).returncode == 0
