@@ -44,7 +44,7 @@ import numpy as np
 
 BLOCK_BYTES: Final = 1 << 20  # bytes read at a time
 MAX_LINE_BYTES: Final = 1000  # a sample row is under 100; a longer line is not a row of numbers
-MAX_ROWS: Final = 1 << 23  # rows: 11.6 h of ACC at 200 Hz, 17.9 h of ECG at 130 Hz
+MAX_ROWS: Final = 1 << 22  # rows: 5.8 h of ACC at 200 Hz, 9 h of ECG at 130 Hz
 MAX_GAP_S: Final = 1.0  # s: a longer hole in the time stamps is refused, not bridged
 MIN_DURATION_S: Final = 10.0  # shorter than two slow breaths: nothing to analyse
 MAX_ABS_TIME_S: Final = 1e10  # about 300 years: beyond it a column is not a clock
@@ -52,6 +52,7 @@ MAX_ABS_VALUE: Final = 1e7  # 10 V in uV, 10,000 g in mG: beyond it a sample is 
 MAX_RR_MS: Final = 60_000.0  # a minute between beats is already no heart rhythm
 # sampling rates the filters can be designed for (ECG cleaning passes up to 40 Hz)
 RATE_RANGE_HZ: Final = {"ecg": (100.0, 5000.0), "acc": (10.0, 5000.0)}
+RATE_SLACK: Final = 0.02  # a nominal 100 Hz logger with a slow clock or lost rows still counts
 
 
 class SignalFileError(ValueError):
@@ -116,7 +117,8 @@ _EXPECTED: Final = {
 }
 
 
-_EXAMPLE: Final = {"acc": "time_s,x_g,y_g,z_g or time_s,x_mg,y_mg,z_mg", "ecg": "time_s,ecg_uv"}
+_EXAMPLE: Final = {"acc": "time_s,x_g,y_g,z_g or time_s,x_mg,y_mg,z_mg", "ecg": "time_s,ecg_uv",
+                   "rr": "time_s,rr_ms (without a header: one interval a line)"}
 
 
 def read_ecg(path: Path) -> Sampled:
@@ -132,7 +134,7 @@ def read_acc(path: Path) -> Sampled:
 def read_rr(path: Path) -> np.ndarray:
     """R-R (or P-P) intervals in ms, in file order."""
     table = _read_table(path, "rr")
-    name, rr = table.name, table.values[:, 0]
+    name, rr = table.name, table.take_values()[:, 0]
     bad = np.flatnonzero(~((rr > 0) & (rr <= MAX_RR_MS)))
     if bad.size:
         raise SignalFileError(f"{name}: line {table.line_of(int(bad[0]))}: R-R interval "
@@ -166,28 +168,40 @@ def _read_table(path: Path, kind: str) -> _Table:
 
 def _read_sampled(path: Path, kind: str) -> Sampled:
     table = _read_table(path, kind)
-    name, t, v = table.name, table.time, table.values
+    name, t = table.name, table.take_time()
     if t.size == 0 or t[-1] - t[0] < MIN_DURATION_S:
         span = t[-1] - t[0] if t.size else 0.0
         raise SignalFileError(f"{name}: {span:.3g} s of data, need at least {MIN_DURATION_S:g} s")
-    t, v = _merge_repeats(t, v)
+    t, v = _merge_repeats(t, table.take_values())
     fs = (t.size - 1) / (t[-1] - t[0])
     lo, hi = RATE_RANGE_HZ[kind]
-    if not lo <= fs <= hi:
+    if not lo * (1 - RATE_SLACK) <= fs <= hi * (1 + RATE_SLACK):
         raise SignalFileError(f"{name}: sampled at {fs:.4g} Hz, need {lo:g} to {hi:g} Hz")
-    grid = t[0] + np.arange(t.size) / fs
-    out = np.column_stack([np.interp(grid, t, v[:, k]) for k in range(v.shape[1])])
-    return Sampled(out[:, 0] if kind == "ecg" else out, float(fs), table.layout.name)
+    grid = np.arange(t.size) / fs
+    grid += t[0]
+    out = np.empty(t.size) if kind == "ecg" else np.empty((t.size, v.shape[1]))
+    for k in range(v.shape[1]):  # a column at a time: memory stays near the output's size
+        column = np.interp(grid, t, v[:, k])
+        if out.ndim == 1:
+            out = column
+        else:
+            out[:, k] = column
+    return Sampled(out, float(fs), table.layout.name)
 
 
 def _merge_repeats(t: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows sharing a time stamp (time never decreases here) become their mean."""
-    starts = np.flatnonzero(np.diff(t, prepend=-np.inf) > 0)
-    if starts.size == t.size:
-        return t, v.astype(np.float64)
-    counts = np.diff(np.append(starts, t.size))
-    means = np.add.reduceat(v.astype(np.float64), starts, axis=0) / counts[:, None]
-    return t[starts], means
+    new = np.empty(t.size, dtype=bool)
+    new[0] = True
+    np.greater(t[1:], t[:-1], out=new[1:])
+    if new.all():
+        return t, v
+    starts = np.flatnonzero(new)
+    del new
+    counts = np.diff(starts, append=t.size).astype(v.dtype)
+    v = np.add.reduceat(v, starts, axis=0)
+    v /= counts[:, None]
+    return t[starts], v
 
 
 class _Table:
@@ -289,14 +303,18 @@ class _Table:
         return np.loadtxt(lines, delimiter=self.layout.delimiter, usecols=self.usecols,
                           ndmin=2, comments=None, dtype=np.float64)
 
-    @property
-    def time(self) -> np.ndarray:
-        return np.concatenate(self._t) if self._t else np.empty(0)
+    def take_time(self) -> np.ndarray:
+        """All time stamps in s, handing the blocks over (they are freed)."""
+        t = np.concatenate(self._t) if self._t else np.empty(0)
+        self._t.clear()
+        return t
 
-    @property
-    def values(self) -> np.ndarray:
+    def take_values(self) -> np.ndarray:
+        """All values, (rows, columns), handing the blocks over."""
         k = len(self.layout.values)
-        return np.concatenate(self._v) if self._v else np.empty((0, k))
+        v = np.concatenate(self._v) if self._v else np.empty((0, k))
+        self._v.clear()
+        return v
 
     def line_of(self, row: int) -> int:
         return int(np.concatenate(self._lines)[row])
@@ -347,6 +365,8 @@ def _decode(data: bytes, name: str, line: int) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if line == 1 and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+            raise SignalFileError(f"{name}: UTF-16 text: save it as UTF-8") from exc
         at = line + data.count(b"\n", 0, exc.start)
         raise SignalFileError(f"{name}: line {at}: not UTF-8 text") from exc
 
