@@ -35,6 +35,7 @@ Files are read in blocks, never as a whole: memory grows with the rows kept (abo
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,15 +153,14 @@ def _read_table(path: Path, kind: str) -> _Table:
     name = _shown(path)
     table = None
     with _open(path) as f:
-        for start, lines in _blocks(f, name):
+        for block in _blocks(f, name):
             if table is None:
-                first = next((i for i, s in enumerate(lines) if s.strip()), None)
+                first = next((i for i, s in enumerate(block.lines) if s.strip()), None)
                 if first is None:
                     continue
-                table, is_data = _table_for(lines[first], name, kind, start + first)
-                skip = first if is_data else first + 1
-                start, lines = start + skip, lines[skip:]
-            table.add(start, lines)
+                table, is_data = _table_for(block.lines[first], name, kind, block.start + first)
+                block = block.after(first if is_data else first + 1)
+            table.add(block)
     if table is None:
         raise SignalFileError(f"{name}: empty file")
     return table
@@ -218,23 +218,25 @@ class _Table:
         self._rows = 0
         self._last: tuple[float, int] | None = None  # time and line of the last row
 
-    def add(self, start: int, lines: list[str]) -> None:
-        numbers = np.arange(start, start + len(lines))
-        keep = [i for i, s in enumerate(lines) if s.strip()]
-        if len(keep) < len(lines):
-            lines, numbers = [lines[i] for i in keep], numbers[keep]
-        if not lines:
+    def add(self, block: _Block) -> None:
+        ends, fields = block.ends, block.count(self.layout.delimiter)
+        lengths = np.diff(ends, prepend=-1) - 1
+        blank = lengths == 0
+        for i in np.flatnonzero((fields == 0) & ~blank):  # few, except in R-R files
+            blank[i] = not block.lines[i].strip()
+        rows = np.flatnonzero(~blank)
+        if not rows.size:
             return
-        self._check_columns(lines, numbers)
-        self._rows += len(lines)
+        numbers = block.start + rows
+        self._check_columns(block, rows, fields[rows])
+        self._rows += rows.size
         if self._rows > MAX_ROWS:
             raise SignalFileError(f"{self.name}: more than {MAX_ROWS} rows (line "
                                   f"{int(numbers[-1])}): split the file")
-        a = self._parse(lines, numbers)
+        a = self._parse(block, rows, blank.any())
         bad = np.flatnonzero(~np.isfinite(a).all(axis=1))
         if bad.size:
-            raise SignalFileError(f"{self.name}: line {int(numbers[bad[0]])}: not a finite "
-                                  f"number ({_cut(lines[bad[0]])})")
+            raise self._error(block, rows[bad[0]], "not a finite number")
         lay = self.layout
         v = a[:, 1:] if lay.time else a
         if self.kind == "rr":  # ranges checked by read_rr, which names the line
@@ -242,19 +244,22 @@ class _Table:
         else:
             big = np.flatnonzero(np.any(np.abs(v) * lay.value_scale > MAX_ABS_VALUE, axis=1))
             if big.size:
-                raise SignalFileError(f"{self.name}: line {int(numbers[big[0]])}: value beyond "
-                                      f"{MAX_ABS_VALUE:g} ({_cut(lines[big[0]])})")
+                raise self._error(block, rows[big[0]], f"value beyond {MAX_ABS_VALUE:g}")
             v = (v * lay.value_scale).astype(np.float32)  # 7 digits: more than any strap gives
         if lay.time:
-            self._add_time(a[:, 0], numbers, lines)
+            self._add_time(a[:, 0], block, rows)
         self._v.append(v)
 
-    def _add_time(self, raw: np.ndarray, numbers: np.ndarray, lines: list[str]) -> None:
+    def _error(self, block: _Block, i: int, what: str) -> SignalFileError:
+        return SignalFileError(f"{self.name}: line {block.start + int(i)}: {what} "
+                               f"({_cut(block.lines[i])})")
+
+    def _add_time(self, raw: np.ndarray, block: _Block, rows: np.ndarray) -> None:
         big = np.flatnonzero(np.abs(raw) * self.layout.time_scale > MAX_ABS_TIME_S)
         if big.size:
-            raise SignalFileError(f"{self.name}: line {int(numbers[big[0]])}: time beyond "
-                                  f"{MAX_ABS_TIME_S:g} s ({_cut(lines[big[0]])})")
+            raise self._error(block, rows[big[0]], f"time beyond {MAX_ABS_TIME_S:g} s")
         t = raw * self.layout.time_scale
+        numbers = block.start + rows
         prev_t = np.append(self._last[0] if self._last else t[0], t[:-1])
         prev_line = np.append(self._last[1] if self._last else 0, numbers[:-1])
         step = t - prev_t
@@ -273,21 +278,23 @@ class _Table:
         self._last = (float(t[-1]), int(numbers[-1]))
         self._t.append(t)
 
-    def _check_columns(self, lines: list[str], numbers: np.ndarray) -> None:
-        d, need = self.layout.delimiter, self.ncols - 1
-        fields = [s.count(d) for s in lines]
+    def _check_columns(self, block: _Block, rows: np.ndarray, fields: np.ndarray) -> None:
+        need = self.ncols - 1
         least = need if self.layout.exact else max(self.usecols)
-        wrong = [i for i, n in enumerate(fields) if n < least or (self.layout.exact and n > need)]
-        if wrong:
-            i = wrong[0]
-            raise SignalFileError(f"{self.name}: line {int(numbers[i])}: {fields[i] + 1} "
-                                  f"columns, the header has {self.ncols} ({_cut(lines[i])})")
+        wrong = np.flatnonzero((fields < least) | ((fields > need) & self.layout.exact))
+        if wrong.size:
+            i = int(wrong[0])
+            raise self._error(block, rows[i], f"{fields[i] + 1} columns, the header has "
+                                              f"{self.ncols}")
 
-    def _parse(self, lines: list[str], numbers: np.ndarray) -> np.ndarray:
+    def _parse(self, block: _Block, rows: np.ndarray, blanks: bool) -> np.ndarray:
+        """The numbers of the rows; loadtxt skips empty lines, not lines of spaces."""
+        lines = [block.lines[i] for i in rows] if blanks else None
         try:
-            return self._loadtxt(lines)
+            return self._loadtxt(lines if lines is not None else io.StringIO(block.text))
         except ValueError:
             pass
+        lines = [block.lines[i] for i in rows]
         lo, hi = 0, len(lines)  # the first line that does not parse, by bisection
         while hi - lo > 1:
             mid = (lo + hi) // 2
@@ -296,11 +303,10 @@ class _Table:
                 lo = mid
             except ValueError:
                 hi = mid
-        raise SignalFileError(f"{self.name}: line {int(numbers[lo])}: not numeric "
-                              f"({_cut(lines[lo])})")
+        raise self._error(block, rows[lo], "not numeric")
 
-    def _loadtxt(self, lines: list[str]) -> np.ndarray:
-        return np.loadtxt(lines, delimiter=self.layout.delimiter, usecols=self.usecols,
+    def _loadtxt(self, source: list[str] | io.StringIO) -> np.ndarray:
+        return np.loadtxt(source, delimiter=self.layout.delimiter, usecols=self.usecols,
                           ndmin=2, comments=None, dtype=np.float64)
 
     def take_time(self) -> np.ndarray:
@@ -330,8 +336,40 @@ def _open(path: Path) -> BinaryIO:
         raise SignalFileError(f"{_shown(path)}: {exc.strerror or exc}") from exc
 
 
-def _blocks(f: BinaryIO, name: str) -> Iterator[tuple[int, list[str]]]:
-    """Complete lines, a block at a time, with the line number of each block's first."""
+class _Block:
+    """Complete lines of a file (line ends ``\\n``), numbered from ``start``."""
+
+    def __init__(self, start: int, data: bytes, name: str) -> None:
+        self.start, self.data, self.name = start, data, name
+        self._bytes = np.frombuffer(data, dtype=np.uint8)
+        ends = np.flatnonzero(self._bytes == ord("\n"))
+        self.ends = ends if data.endswith(b"\n") else np.append(ends, len(data))
+        long = np.flatnonzero(np.diff(self.ends, prepend=-1) - 1 > MAX_LINE_BYTES)
+        if long.size:
+            raise SignalFileError(f"{name}: line {start + int(long[0])} is longer than "
+                                  f"{MAX_LINE_BYTES} bytes: not a file of samples")
+        self.text = _decode(data, name, start)
+        self._lines: list[str] | None = None
+
+    @property
+    def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self.text.split("\n")[: self.ends.size]
+        return self._lines
+
+    def count(self, delimiter: str) -> np.ndarray:
+        """How often ``delimiter`` occurs on each line."""
+        at = np.flatnonzero(self._bytes == ord(delimiter))
+        return np.bincount(np.searchsorted(self.ends, at), minlength=self.ends.size)
+
+    def after(self, n: int) -> _Block:
+        """The lines after the first ``n``."""
+        cut = int(self.ends[n - 1]) + 1 if n else 0
+        return _Block(self.start + n, self.data[cut:], self.name)
+
+
+def _blocks(f: BinaryIO, name: str) -> Iterator[_Block]:
+    """The file a block at a time, cut after a line break."""
     pending, line = b"", 1
     while True:
         try:
@@ -346,17 +384,13 @@ def _blocks(f: BinaryIO, name: str) -> Iterator[tuple[int, list[str]]]:
             raise SignalFileError(f"{name}: line {at} is longer than {MAX_LINE_BYTES} bytes: "
                                   "not a file of samples")
         if end:
-            lines = _decode(data[:end], name, line).split("\n")
-            if block:
-                lines.pop()  # the empty string after the last line break
-            long = [i for i, s in enumerate(lines) if len(s) > MAX_LINE_BYTES]
-            if long:
-                raise SignalFileError(f"{name}: line {line + long[0]} is longer than "
-                                      f"{MAX_LINE_BYTES} bytes: not a file of samples")
-            if line == 1 and lines:
-                lines[0] = lines[0].removeprefix("\ufeff")  # a byte order mark
-            yield line, [s.rstrip("\r") for s in lines]
-            line += len(lines)
+            chunk = data[:end].replace(b"\r\n", b"\n")
+            if not block:
+                chunk = chunk.removesuffix(b"\r")
+            if line == 1:
+                chunk = chunk.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
+            yield _Block(line, chunk, name)
+            line += chunk.count(b"\n")
         if not block:
             return
 
