@@ -28,9 +28,10 @@ an even grid at the file's mean rate (as many grid points as distinct stamps). T
 that runs backwards, and holes longer than ``MAX_GAP_S``, are refused with the line
 number. Output times count from the file's first sample.
 
-Files are read in blocks, never as a whole: memory grows with the rows kept (about
-20 bytes a row for ACC) up to ``MAX_ROWS``, and a line longer than ``MAX_LINE_BYTES``
-(a 2 GB file with no line break) is refused as soon as the first block is read.
+Files are read in blocks, never as a whole: memory follows the rows kept (about 110 bytes
+a row of ACC at the peak, the float64 output included; ``bench/analyze_files.py``) up to
+``MAX_ROWS``, and a line longer than ``MAX_LINE_BYTES`` (a 2 GB file with no line break)
+is refused as soon as the first block is read.
 """
 
 from __future__ import annotations
@@ -142,6 +143,9 @@ def read_rr(path: Path) -> np.ndarray:
                               f"{rr[bad[0]]:.6g} ms is outside (0, {MAX_RR_MS:g}]")
     if rr.size < 3:
         raise SignalFileError(f"{name}: {rr.size} R-R intervals, need at least 3")
+    if rr.sum() < MIN_DURATION_S * 1000.0:
+        raise SignalFileError(f"{name}: the R-R intervals span {rr.sum() / 1000.0:.3g} s, "
+                              f"need at least {MIN_DURATION_S:g} s")
     return rr.astype(np.float64)
 
 
@@ -179,13 +183,11 @@ def _read_sampled(path: Path, kind: str) -> Sampled:
         raise SignalFileError(f"{name}: sampled at {fs:.4g} Hz, need {lo:g} to {hi:g} Hz")
     grid = np.arange(t.size) / fs
     grid += t[0]
-    out = np.empty(t.size) if kind == "ecg" else np.empty((t.size, v.shape[1]))
+    if kind == "ecg":
+        return Sampled(np.interp(grid, t, v[:, 0]), float(fs), table.layout.name)
+    out = np.empty((t.size, v.shape[1]))
     for k in range(v.shape[1]):  # a column at a time: memory stays near the output's size
-        column = np.interp(grid, t, v[:, k])
-        if out.ndim == 1:
-            out = column
-        else:
-            out[:, k] = column
+        out[:, k] = np.interp(grid, t, v[:, k])
     return Sampled(out, float(fs), table.layout.name)
 
 

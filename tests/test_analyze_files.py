@@ -239,6 +239,7 @@ BAD = {
     "RR out of range": ("rr", "rr_ms\n800\n-5\n800\n", "line 3: R-R interval -5 ms"),
     "RR zero": ("rr", "800\n800\n0\n", "line 3: R-R interval 0 ms"),
     "two RR": ("rr", "800\n800\n", "2 R-R intervals, need at least 3"),
+    "9 ms of RR": ("rr", "3\n3\n3\n", "the R-R intervals span 0.009 s, need at least 10 s"),
     "two numbers a line": ("rr", "800,810\n", "no header"),
     "Polar RR as ECG": ("ecg", RR_HEADER + "\n" + phone(0) + ";800\n", "unknown header"),
     "Polar row cut short": ("acc", ACC_HEADER + f"\n{phone(0)};1;2\n", "line 2: 3 columns"),
