@@ -82,8 +82,8 @@ def test_real_chest_logger_file_with_only_a_header(tmp_path, capsys, period_s, u
     rc, doc, err = analyze(capsys, "acc", f)
     assert rc == 0, err
     reference = analyze_acc(scorer_clean(raw), 200.0).to_json()["mean_bpm"]
-    assert abs(doc["mean_bpm"] - reference) < 0.1
-    assert abs(doc["mean_bpm"] - 60.0 / period_s) < 0.5
+    assert abs(doc["mean_bpm"] - reference) < 0.1  # read as the scorer reads it
+    assert abs(doc["mean_bpm"] - 60.0 / period_s) < 1.0  # and near the paced rate
 
 
 def test_repeated_stamps_are_averaged_and_jitter_resampled(tmp_path):
