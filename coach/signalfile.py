@@ -291,25 +291,31 @@ class _Table:
 
     def _parse(self, block: _Block, rows: np.ndarray, blanks: bool) -> np.ndarray:
         """The numbers of the rows; loadtxt skips empty lines, not lines of spaces."""
-        lines = [block.lines[i] for i in rows] if blanks else None
-        try:
-            return self._loadtxt(lines if lines is not None else io.StringIO(block.text))
-        except ValueError:
-            pass
+        if not blanks:
+            a = self._loadtxt(io.StringIO(block.text), rows.size)
+            if a is not None:
+                return a
         lines = [block.lines[i] for i in rows]
+        a = self._loadtxt(lines, rows.size)
+        if a is not None:
+            return a
         lo, hi = 0, len(lines)  # the first line that does not parse, by bisection
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            try:
-                self._loadtxt(lines[lo:mid])
+            if self._loadtxt(lines[lo:mid], mid - lo) is not None:
                 lo = mid
-            except ValueError:
+            else:
                 hi = mid
         raise self._error(block, rows[lo], "not numeric")
 
-    def _loadtxt(self, source: list[str] | io.StringIO) -> np.ndarray:
-        return np.loadtxt(source, delimiter=self.layout.delimiter, usecols=self.usecols,
-                          ndmin=2, comments=None, dtype=np.float64)
+    def _loadtxt(self, source: list[str] | io.StringIO, rows: int) -> np.ndarray | None:
+        """``rows`` rows of numbers, or None if the text is not that."""
+        try:
+            a = np.loadtxt(source, delimiter=self.layout.delimiter, usecols=self.usecols,
+                           ndmin=2, comments=None, dtype=np.float64)
+        except ValueError:
+            return None
+        return a if a.shape[0] == rows else None
 
     def take_time(self) -> np.ndarray:
         """All time stamps in s, handing the blocks over (they are freed)."""
