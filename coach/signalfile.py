@@ -244,9 +244,10 @@ class _Table:
         if self.kind == "rr":  # ranges checked by read_rr, which names the line
             self._lines.append(numbers)
         else:
-            big = np.flatnonzero(np.any(np.abs(v) * lay.value_scale > MAX_ABS_VALUE, axis=1))
+            big = np.flatnonzero(np.any(np.abs(v) > MAX_ABS_VALUE / lay.value_scale, axis=1))
             if big.size:
-                raise self._error(block, rows[big[0]], f"value beyond {MAX_ABS_VALUE:g}")
+                raise self._error(block, rows[big[0]],
+                                  f"a value beyond {MAX_ABS_VALUE:,.0f} (uV or mG)")
             v = (v * lay.value_scale).astype(np.float32)  # 7 digits: more than any strap gives
         if lay.time:
             self._add_time(a[:, 0], block, rows)
@@ -257,9 +258,9 @@ class _Table:
                                f"({_cut(block.lines[i])})")
 
     def _add_time(self, raw: np.ndarray, block: _Block, rows: np.ndarray) -> None:
-        big = np.flatnonzero(np.abs(raw) * self.layout.time_scale > MAX_ABS_TIME_S)
+        big = np.flatnonzero(np.abs(raw) > MAX_ABS_TIME_S / self.layout.time_scale)
         if big.size:
-            raise self._error(block, rows[big[0]], f"time beyond {MAX_ABS_TIME_S:g} s")
+            raise self._error(block, rows[big[0]], f"a time beyond {MAX_ABS_TIME_S:.0e} s")
         t = raw * self.layout.time_scale
         numbers = block.start + rows
         prev_t = np.append(self._last[0] if self._last else t[0], t[:-1])

@@ -228,8 +228,9 @@ BAD = {
     "non-numeric": ("ecg", "time_s,ecg_uv\n0,1\n\n0.01,abc\n", "line 4: not numeric"),
     "NaN": ("acc", "time_s,x_mg,y_mg,z_mg\n0,1,2,3\n0.01,nan,2,3\n", "line 3: not a finite"),
     "inf": ("ecg", "time_s,ecg_uv\n0,1\n0.01,1e999\n", "line 3: not a finite"),
-    "huge value": ("acc", "time_s,x_g,y_g,z_g\n0,1,2,3\n0.01,1e5,0,0\n", "line 3: value beyond"),
-    "huge time": ("ecg", "time_s,ecg_uv\n0,1\n1e300,1\n", "line 3: time beyond"),
+    "huge value": ("acc", "time_s,x_g,y_g,z_g\n0,1,2,3\n0.01,1e5,0,0\n", "line 3: a value beyond "
+                   "10,000,000 (uV or mG)"),
+    "huge time": ("ecg", "time_s,ecg_uv\n0,1\n1e300,1\n", "line 3: a time beyond 1e+10 s"),
     "backwards": ("ecg", "time_s,ecg_uv\n0.00,1\n0.01,1\n0.02,1\n0.015,1\n", "line 5: time runs "
                   "backwards"),
     "backwards RR": ("rr", "time_s,rr_ms\n0.8,800\n1.6,800\n1.5,800\n", "line 4: time runs"),

@@ -358,6 +358,7 @@ def test_cli_refusal_is_one_line_without_traceback(tmp_path: Path) -> None:
 @example(("ecg", False, b"time_s,ecg_uv\n0,0\n1000000,0\n"))  # 1 uHz: filter design failed
 @example(("rr", False, b"1e308\n1e308\n1e308\n"))  # beat times overflowed
 @example(("rr", True, b"3\n3\n3\n"))  # 9 ms of beats: the causal replay had no second
+@example(("acc", False, b"time_s,x_g,y_g,z_g\n0,1e308,0,0\n"))  # g to mG overflowed
 @example(("ecg", False, flat_csv("ecg", 50.0, 12.0)))  # ECG filters need > 80 Hz
 @example(("acc", False, b"t\x1dime_s,x_mg,y_mg,z_mg\n0,0,0,0\n"))  # echoed a line break
 def test_fuzz_analyze_cli(args: tuple[str, bool, bytes]) -> None:
