@@ -28,7 +28,7 @@ an even grid at the file's mean rate (as many grid points as distinct stamps). T
 that runs backwards, and holes longer than ``MAX_GAP_S``, are refused with the line
 number. Output times count from the file's first sample.
 
-Files are read in blocks, never as a whole: memory follows the rows kept (about 110 bytes
+Files are read in blocks, never as a whole: memory follows the rows kept (about 80 bytes
 a row of ACC at the peak, the float64 output included; ``bench/analyze_files.py``) up to
 ``MAX_ROWS``, and a line longer than ``MAX_LINE_BYTES`` (a 2 GB file with no line break)
 is refused as soon as the first block is read.

@@ -309,7 +309,7 @@ def test_a_2_gb_line_is_refused_in_bounded_memory(tmp_path):
 
 
 def test_a_long_recording_is_read_in_bounded_memory(tmp_path):
-    """A million rows (1.4 h at 200 Hz, 22 MB) read in about 130 MB beside the interpreter."""
+    """A million rows (1.4 h at 200 Hz, 22 MB) read in about 75 MB beside the interpreter."""
     n, rng = 1_000_000, np.random.default_rng(5)
     t = np.maximum.accumulate(np.round(np.arange(n) / 200.0 + rng.uniform(0, 0.003, n), 3))
     f = tmp_path / "acc.csv"
