@@ -247,6 +247,12 @@ class Watch:
         raise AssertionError(f"{label} never ok again after {t0:.1f}")
 
 
+async def close_all(sources: dict[str, Any]) -> None:
+    """End the straps' event streams now (links closed), not at the loop's shutdown."""
+    for events in sources.values():
+        await events.aclose()
+
+
 def straps(clock: Any, labels: tuple[str, ...] = ("A", "B", "T"),
            config: StrapConfig | None = None) -> dict[str, Strap]:
     return {k: Strap(ADDRESSES[k], k, clock, config=config, rng=random.Random(i))  # type: ignore[arg-type]
@@ -262,9 +268,10 @@ async def test_sixty_seconds_of_three_straps_give_breathing_and_heart_rate(
         watch = Watch(session)
         task = asyncio.create_task(watch.run())
         drivers = straps(clock)
-        await run_session(session, {k: s.events() for k, s in drivers.items()},
-                          duration_s=60.0, record=None, settings={})
+        sources = {k: s.events() for k, s in drivers.items()}
+        await run_session(session, sources, duration_s=60.0, record=None, settings={})
         task.cancel()
+        await close_all(sources)
         t_end = clock.now()
     last = {k: p for k, p in watch.states[-1].partners.items()}
     for label in ("A", "B"):
@@ -292,9 +299,9 @@ async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
         watch = Watch(session)
         watcher = asyncio.create_task(watch.run())
         drivers = straps(clock, config=config)
-        run = asyncio.create_task(run_session(
-            session, {k: s.events() for k, s in drivers.items()}, duration_s=None,
-            record=None, settings={}))
+        sources = {k: s.events() for k, s in drivers.items()}
+        run = asyncio.create_task(run_session(session, sources, duration_s=None, record=None,
+                                              settings={}))
         bz = r.bluez
 
         async def until(t: float) -> None:
@@ -345,6 +352,7 @@ async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
         run.cancel()
         watcher.cancel()
         await asyncio.gather(run, watcher, return_exceptions=True)
+        await close_all(sources)
 
     def reasons(label: str, t0: float, t1: float) -> list[str]:
         return [p.status_reason for _, p in watch.of(label, t0, t1) if p.status_reason]
