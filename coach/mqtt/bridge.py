@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
@@ -86,6 +87,8 @@ class MqttBridge:
             log.warning("MQTT: insecure connection to %s allowed by option", url.redacted())
         self.session, self.url, self.room = session, url, check_room(room)
         self.allow_control = allow_control
+        # one id per room process: a remote view that sees it change follows the restart
+        self.session_id = getattr(session, "session_id", "") or uuid.uuid4().hex[:12]
         self.clock: Clock = clock or RealClock()
         self.min_interval_s = 1.0 / max_rate_hz
         self.stats = BridgeStats()
@@ -256,7 +259,9 @@ class MqttBridge:
                 ):
                     self.stats.states_stale += 1
                     continue
-                payload = codec.dumps(state.to_json(self.session.t_origin_s))
+                body = state.to_json(self.session.t_origin_s)
+                body.setdefault("session_id", self.session_id)
+                payload = codec.dumps(body)
                 await checked(client.publish(topic, payload, qos=0, retain=False))
                 self.stats.states_published += 1
                 last_s = self.clock.now()

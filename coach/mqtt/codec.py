@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +32,8 @@ PACE_RANGE_BPM = (3.0, 30.0)  # breaths per minute a remote may ask for
 RATIO_RANGE = (0.2, 5.0)  # inhale/exhale
 STATUS_WORDS = ("ok", "connecting", "lost", "no-contact", "off")
 _PARTNER_NUMBERS = ("rate_bpm", "phase", "breath", "hr_bpm", "rmssd_ms", "calm", "quality")
-_STATE_KEYS = ("t_s", "partners", "anchor", "pacer", "markers")
+_STATE_KEYS = ("t_s", "partners", "anchor", "pacer", "markers", "session_id")
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
 class PayloadError(ValueError):
@@ -192,6 +194,9 @@ def state_from_json(obj: Mapping[str, Any], t_origin_s: float = 0.0) -> SessionS
     markers = obj.get("markers", [])
     if not isinstance(markers, list) or len(markers) > 100:
         raise PayloadError("markers must be a list")
+    session_id = obj.get("session_id", "")
+    if session_id != "" and not (isinstance(session_id, str) and SESSION_ID_RE.match(session_id)):
+        raise PayloadError("session_id must be 1-64 of A-Z a-z 0-9 _ -")
     return SessionState(
         t_s=_time(t_origin_s, obj, "t_s"),
         partners={k: partner_from_json(k, v) for k, v in partners.items()},
@@ -199,6 +204,7 @@ def state_from_json(obj: Mapping[str, Any], t_origin_s: float = 0.0) -> SessionS
         pacer=pacer_from_json(obj.get("pacer"), t_origin_s),
         markers=tuple(marker_from_json(m, t_origin_s) for m in markers),
         extra={k: v for k, v in obj.items() if k not in _STATE_KEYS},
+        session_id=session_id,
     )
 
 
