@@ -16,6 +16,7 @@ from amqtt.contexts import Action, BaseContext
 from amqtt.plugins.base import BaseAuthPlugin, BaseTopicPlugin
 from amqtt.session import Session
 
+from coach.mqtt.codec import printable
 from coach.mqtt.users import MAX_PACKET_BYTES, UserList, acl_rules, may_publish, may_read
 
 log = logging.getLogger("coach.broker")
@@ -43,11 +44,11 @@ class UserListPlugin(BaseAuthPlugin, BaseTopicPlugin):
         user = await asyncio.to_thread(self.users.check, session.username, session.password)
         if user is None:
             log.info("MQTT login refused: %s", "anonymous" if not session.username
-                     else f"user {session.username!r} unknown or wrong password")
+                     else f"user {printable(session.username)!r} unknown or wrong password")
             return False
         if session.will_flag and session.will_topic and not may_publish(user, session.will_topic):
             log.info("MQTT login of %r refused: last will on %s not allowed",
-                     user.name, session.will_topic)
+                     user.name, printable(session.will_topic))
             return False
         return True
 
@@ -61,7 +62,7 @@ class UserListPlugin(BaseAuthPlugin, BaseTopicPlugin):
         if action == Action.PUBLISH:
             allowed = may_publish(user, topic)
             if not allowed:
-                log.info("MQTT: %r may not publish to %s: dropped", user.name, topic)
+                log.info("MQTT: %r may not publish to %s: dropped", user.name, printable(topic))
             return allowed
         if action == Action.RECEIVE:
             return may_read(user, topic)

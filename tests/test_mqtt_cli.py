@@ -24,6 +24,8 @@ import aiomqtt
 from mqtt_fixtures import PASSWORD, USER, Mosquitto, poll_until
 from test_mqtt_session import ROOM, bridge_to, live_session
 
+from coach.mqtt.link import make_client
+
 pytest_plugins = ["conftest_mqtt"]
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -190,3 +192,21 @@ async def test_plaintext_beyond_loopback_is_refused_before_any_connection() -> N
         assert "refusing a plaintext" in line and "10.0.0.1" in line and "--insecure" in line
     assert "anonymous" in runs[0].stderr and "anonymous" not in runs[3].stderr
     assert all(run.stdout == "" for run in runs)
+
+
+async def test_rooms_prints_what_others_left_escaped(mosquitto: Mosquitto) -> None:
+    """A retained status full of escape sequences (clear screen, a forged room line, a
+    window title) is printed escaped, on the room's one line."""
+    nasty = "\x1b[2J\u202e\x1b]0;pwned\x07ok\nroom-9 online"
+    async with make_client(mosquitto.handle.url(), name="test-nasty") as c:
+        await c.publish("coach/v1/room-8/presence", b'{"online":true}', qos=1, retain=True)
+        await c.publish("coach/v1/room-8/status/A",
+                        json.dumps({"status": nasty, "battery_pct": "\x1b[31m"}), qos=1,
+                        retain=True)
+    run = await coach("rooms", "--mqtt", f"mqtt://{USER}@127.0.0.1:{mosquitto.port}",
+                      env=cli_env(COACH_MQTT_PASSWORD=PASSWORD))
+    assert run.returncode == 0, run.stderr
+    (line,) = run.stdout.splitlines()
+    assert line.startswith("room-8 ") and not re.search(r"[\x00-\x1f\x7f\u202e]", line), line
+    assert r"A:\x1b[2J\u202e\x1b]0;pwned\x07ok\nroom-9 online" in line
+    assert r"(\x1b[31m%)" in line

@@ -274,3 +274,18 @@ def offline_payload(label: str | None = None) -> bytes:
     if label is not None:
         body["label"] = label
     return dumps(body)
+
+
+# ------------------------------------------------------------------ text for a terminal
+
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(x: Any, max_chars: int = 120) -> str:
+    """``x`` as text safe for a terminal or a log line: control characters (escape
+    sequences, line breaks, bidi overrides) escaped as ``\\x1b``, ``\\n``...; cut to
+    ``max_chars``. Use it on anything that came over the network before printing it."""
+    text = str(x)
+    if len(text) > max_chars:
+        text = text[:max_chars] + "..."
+    return _UNSAFE_CHARS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

@@ -153,8 +153,8 @@ class RemoteSession:
                 log.warning(
                     "mqtt-view[%s]: dropped a bad message on %s: %s",
                     self.room,
-                    message.topic.value,
-                    exc,
+                    codec.printable(message.topic.value),
+                    codec.printable(exc),
                 )
 
     def on_message(self, topic: str, payload: Any) -> None:
@@ -280,7 +280,7 @@ def _take_room_message(rooms: dict[str, RoomInfo], topic: str, payload: Any) -> 
         room = check_room(parts[2])
         obj = codec.loads_object(payload) if payload else None
     except (ValueError, IndexError):
-        log.debug("ignoring a malformed room message on %s", topic)
+        log.debug("ignoring a malformed room message on %s", codec.printable(topic))
         return
     info = rooms.setdefault(room, RoomInfo(room))
     if parts[3:] == ["presence"]:
