@@ -81,6 +81,7 @@ class MqttBridge:
         clock: Clock | None = None,
         max_rate_hz: float = MAX_RATE_HZ,
         backoff: Callable[[], Backoff] = Backoff,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         check_connection_safety(url, insecure=insecure)
         if insecure and not url.loopback:
@@ -97,6 +98,7 @@ class MqttBridge:
         self.port: int | None = None if url.embedded else url.port
         self.broker: Any = None  # the embedded broker, when the URL says "embedded"
         self._backoff = backoff
+        self._announce = announce  # told how to watch an embedded broker once it listens
         self._partners: dict[str, PartnerState] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._markers: deque[Marker] = deque(maxlen=MARKER_BACKLOG)
@@ -118,6 +120,9 @@ class MqttBridge:
             await self.broker.start()
             self.port = self.broker.port
             log.info("MQTT: embedded broker on 127.0.0.1:%d", self.port)
+            if self._announce is not None:
+                self._announce(f"dashboard: coach dashboard --mqtt "
+                               f"mqtt://127.0.0.1:{self.port}/{self.room}")
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._watch_states(tg), name=f"mqtt[{self.room}].watch")

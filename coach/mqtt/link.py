@@ -138,6 +138,39 @@ def make_client(
     )
 
 
+def abandon(client: aiomqtt.Client) -> None:
+    """Forget a client whose connect failed or was cancelled, quietly.
+
+    aiomqtt 2.5 leaves paho's socket and a task on the loop when a connect fails or is
+    interrupted (its blocking part may even finish later in an executor thread), and the
+    CONNACK future it cancelled makes paho's disconnect callback raise inside the loop:
+    "Exception in callback", or "Event loop is closed" and "Task was destroyed" at exit.
+    Give it a fresh future and close the socket, now or as soon as it opens. Private
+    attributes of aiomqtt 2.5 and paho 2.2.
+    """
+    connected = getattr(client, "_connected", None)
+    if isinstance(connected, asyncio.Future) and connected.cancelled():
+        client._connected = asyncio.get_running_loop().create_future()
+    paho = getattr(client, "_client", None)
+    if paho is None:
+        return
+    with contextlib.suppress(Exception):
+        paho._sock_close()
+    # a connect still running in its executor thread must not reach the loop any more
+    paho.on_socket_open = _close_socket
+    paho.on_socket_close = paho.on_socket_register_write = _ignore_socket
+    paho.on_socket_unregister_write = _ignore_socket
+
+
+def _close_socket(_client: object, _userdata: object, sock: object) -> None:
+    with contextlib.suppress(Exception):
+        sock.close()  # type: ignore[attr-defined]
+
+
+def _ignore_socket(_client: object, _userdata: object, _sock: object) -> None:
+    pass
+
+
 def describe_refusal(exc: Exception, url: BrokerURL) -> str | None:
     """One line for a configuration error (credentials, certificate), else None."""
     where = f"MQTT broker {url.host}:{url.port}"
@@ -146,9 +179,14 @@ def describe_refusal(exc: Exception, url: BrokerURL) -> str | None:
         if code in _AUTH_CODES:
             who = f"user {url.username!r}" if url.username else "an anonymous client"
             return f"{where} refused the login of {who}: wrong user name or password"
-    if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
-        return f"{where}: TLS certificate not trusted (give the broker's CA with --mqtt-ca)"
-    if "WRONG_VERSION_NUMBER" in str(exc) or "record layer failure" in str(exc):
+    text = str(exc)
+    if "mismatch" in text and ("CERTIFICATE_VERIFY_FAILED" in text or "verify failed" in text):
+        return (f"{where}: its TLS certificate is not for {url.host!r} (hostname mismatch): "
+                "connect by a name the certificate lists")
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        ca = f"not signed by the CA in {url.ca_file}" if url.ca_file else "not trusted"
+        return f"{where}: TLS certificate {ca} (give the broker's CA with --mqtt-ca)"
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
         return f"{where}: TLS handshake failed (is this a TLS port?)"
     return None
 
@@ -176,8 +214,12 @@ async def keep_connected(
                 client = new_client()
                 # aiomqtt's connect has been seen to hang past its own timeout while a
                 # broker restarts: bound it here
-                async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                    await checked(stack.enter_async_context(client))
+                try:
+                    async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                        await checked(stack.enter_async_context(client))
+                except BaseException:
+                    abandon(client)
+                    raise
                 health.up(clock.now())
                 backoff.reset()
                 log.info("%s: connected to %s", name, url.redacted())

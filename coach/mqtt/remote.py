@@ -230,6 +230,26 @@ class RemoteSession:
             self._command_ready.clear()
 
 
+async def check_login(url: BrokerURL, *, insecure: bool = False) -> None:
+    """Connect once and leave: :class:`~coach.mqtt.link.BrokerAuthError` (one line) if the
+    broker refuses our login or its certificate; a broker that cannot be reached now is
+    not an error here (a view keeps retrying it)."""
+    from coach.mqtt.link import BrokerAuthError, abandon, describe_refusal
+
+    check_connection_safety(url, insecure=insecure)
+    client = make_client(url, name="coach-check")
+    refusal = None
+    try:
+        async with asyncio.timeout(5.0):
+            await checked(client.__aenter__())
+        await client.__aexit__(None, None, None)
+    except (aiomqtt.MqttError, TimeoutError) as exc:
+        abandon(client)
+        refusal = describe_refusal(exc, url)
+    if refusal is not None:
+        raise BrokerAuthError(refusal)
+
+
 @dataclass
 class RoomInfo:
     room: str
