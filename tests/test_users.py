@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pwd
 import re
 import stat
 import subprocess
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiomqtt.exceptions import MqttConnectError
-from mqtt_fixtures import Certs, Mosquitto
+from mqtt_fixtures import MOSQUITTO, Certs, free_port, wait_listening
 
 from coach.mqtt.link import make_client
 from coach.mqtt.url import BrokerURL
@@ -27,6 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def users(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "coach.cli", "users", *args], cwd=ROOT,
                           input=stdin, capture_output=True, text=True, timeout=60)
+
+
+def url(port: int, user: str, password: str, *, tls: bool, ca: str) -> BrokerURL:
+    return BrokerURL("mqtts" if tls else "mqtt", "127.0.0.1", port, user, password, ca_file=ca)
 
 
 def test_mosquitto_passwd_hashes_verify_here(tmp_path: Path) -> None:
@@ -77,24 +83,33 @@ async def test_users_made_by_the_command_log_in_to_mosquitto(tmp_path: Path,
     assert password not in text and "ana-secret-1" not in text
     assert [u["name"] for u in json.loads(text)["users"]] == ["ana", "room-1"]
 
-    written = users("mosquitto", str(tmp_path / "mq"), "--file", str(listing))
+    # Mosquitto from the files alone: the snippet names the files and a TLS listener
+    port, owner = free_port(), pwd.getpwuid(os.getuid()).pw_name
+    written = users("mosquitto", str(tmp_path / "mq"), "--file", str(listing), "--owner", owner,
+                    "--tls-port", str(port), "--host", "127.0.0.1", "--cert", str(certs.cert),
+                    "--key", str(certs.key))
     assert written.returncode == 0, written.stderr
     for name in ("passwd", "acl", "coach.conf"):
         assert stat.S_IMODE((tmp_path / "mq" / name).stat().st_mode) == 0o600
-    assert "max_packet_size" in (tmp_path / "mq" / "coach.conf").read_text()
-
-    m = Mosquitto(tmp_path, certs, users=listing)
-    m.start()
+    run_as = "user root\n" if os.geteuid() == 0 else ""  # as the Mosquitto fixture does
+    (tmp_path / "main.conf").write_text(f"{run_as}persistence false\nlog_dest stderr\n"
+                                        f"include_dir {tmp_path / 'mq'}\n")
+    with (tmp_path / "mosquitto.log").open("wb") as log:
+        proc = subprocess.Popen([MOSQUITTO, "-c", str(tmp_path / "main.conf")], stdout=log,
+                                stderr=log)
     try:
+        wait_listening(port)
+        tls = {"tls": True, "ca": str(certs.ca)}
         async with asyncio.timeout(20):
             for user, pw in (("room-1", password), ("ana", "ana-secret-1")):
-                async with make_client(BrokerURL("mqtt", "127.0.0.1", m.port, user, pw)):
+                async with make_client(url(port, user, pw, **tls)):
                     pass
             with pytest.raises(MqttConnectError):
-                async with make_client(BrokerURL("mqtt", "127.0.0.1", m.port, "ana", password)):
+                async with make_client(url(port, "ana", password, **tls)):
                     pass
     finally:
-        m.kill()
+        proc.kill()
+        proc.wait(5)
     assert UserList.load(listing).check("ana", "ana-secret-1") is not None
 
 

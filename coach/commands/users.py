@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from pathlib import Path
 
 DEFAULT_FILE = "coach-users.json"
 
@@ -39,7 +40,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub.add_parser("list", parents=[common], help="list users, roles and rooms")
     mq = sub.add_parser("mosquitto", parents=[common],
                         help="write passwd, acl and coach.conf for Mosquitto into DIR")
-    mq.add_argument("dir", metavar="DIR")
+    mq.add_argument("dir", metavar="DIR", help="e.g. /etc/mosquitto/conf.d (Debian includes it)")
+    mq.add_argument("--owner", metavar="USER", default=None,
+                    help="make the files USER's (Debian's mosquitto runs as 'mosquitto')")
+    mq.add_argument("--tls-port", type=int, default=None, help="add a TLS listener on this port")
+    mq.add_argument("--host", default="0.0.0.0", help="its address (default all)")
+    mq.add_argument("--cert", metavar="PEM", default=None, help="its certificate chain")
+    mq.add_argument("--key", metavar="PEM", default=None, help="its private key")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -113,14 +120,19 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _mosquitto(args: argparse.Namespace) -> int:
-    from coach.mqtt.users import UserList, write_mosquitto_files
+    from coach.mqtt.users import TlsListener, UserList, UserListError, write_mosquitto_files
 
+    tls = None
+    if args.tls_port is not None:
+        if not (args.cert and args.key):
+            raise UserListError("a TLS listener needs --cert and --key")
+        tls = TlsListener(args.tls_port, args.cert, args.key, args.host)
     users = UserList.load(args.file)
-    passwd, acl, conf = write_mosquitto_files(users, args.dir)
+    passwd, acl, conf = write_mosquitto_files(users, args.dir, tls=tls, owner=args.owner)
     print(f"coach users: wrote {passwd}, {acl} and {conf} ({len(users.users)} users)",
           file=sys.stderr)
-    print(f"add to mosquitto.conf (before any listener): include_dir {conf.parent}  "
-          f"(or copy {conf.name} into /etc/mosquitto/conf.d/)", file=sys.stderr)
+    if conf.parent != Path("/etc/mosquitto/conf.d"):
+        print(f"coach users: mosquitto.conf needs: include_dir {conf.parent}", file=sys.stderr)
     return 0
 
 
