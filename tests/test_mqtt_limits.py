@@ -115,6 +115,8 @@ async def test_embedded_broker_refuses_a_150_mb_publish_unread(clinic_amqtt: Bro
     """Broker and room in this process: its memory stays within 2x (in fact a few MB)."""
     with PeakRss() as mem:
         sent, commands, rejected = await huge_publish_then_a_command(clinic_amqtt)
+    print(f"\nembedded: hung up after {sent / 1e6:.1f} MB sent; this process (broker + room) "
+          f"{mem.before / 1e3:.1f} MB, peak {mem.peak / 1e3:.1f} MB")
     assert sent < BIG // 4  # the broker hung up early
     assert commands == [Command("pause")] and rejected == 0  # the room got only the command
     assert mem.peak - mem.before < 50_000, f"grew {mem.peak - mem.before} kB"
@@ -127,6 +129,9 @@ async def test_mosquitto_refuses_a_150_mb_publish_unread(clinic_mosquitto: Mosqu
     normal_kb = rss_kb(pid)
     with PeakRss() as room:
         sent, commands, rejected = await huge_publish_then_a_command(clinic_mosquitto.handle)
+    print(f"\nmosquitto: hung up after {sent / 1e6:.1f} MB sent; its memory "
+          f"{normal_kb / 1e3:.1f} MB, peak {rss_kb(pid, 'VmHWM') / 1e3:.1f} MB; the room "
+          f"{room.before / 1e3:.1f} MB, peak {room.peak / 1e3:.1f} MB")
     assert sent < BIG // 4
     assert commands == [Command("pause")] and rejected == 0
     assert rss_kb(pid, "VmHWM") < 2 * normal_kb, (normal_kb, rss_kb(pid, "VmHWM"))
