@@ -74,6 +74,10 @@ def test_broker_listen_safety() -> None:
         check_listen_safety(BrokerOptions(host="0.0.0.0"))
     with pytest.raises(InsecureConnectionError):
         check_listen_safety(BrokerOptions(host="0.0.0.0", password_file="p"))
+    with pytest.raises(InsecureConnectionError, match="plaintext"):  # users, but no TLS
+        check_listen_safety(BrokerOptions(host="0.0.0.0", users_file="u"))
+    check_listen_safety(BrokerOptions(host="0.0.0.0", users_file="u", plaintext=False,
+                                      tls_port=8883, certfile="c", keyfile="k"))
 
 
 @pytest.mark.parametrize("room", ["", "-a", "a-", "Room", "a/b", "a+", "#", "x" * 33, "é",

@@ -125,3 +125,8 @@ def test_remove_and_list(tmp_path: Path) -> None:
     listed = users("list", "--file", str(broken))
     assert listed.returncode == 2 and "damaged" in listed.stderr
     assert "Traceback" not in listed.stderr
+    served = subprocess.run([sys.executable, "-m", "coach.cli", "broker", "--port", "0",
+                             "--users", str(broken)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert served.returncode == 2 and served.stderr.count("\n") == 1, served.stderr
+    assert "damaged" in served.stderr
