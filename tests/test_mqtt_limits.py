@@ -16,7 +16,15 @@ import threading
 import time
 from pathlib import Path
 
-from mqtt_fixtures import BrokerHandle, FakeSession, Mosquitto, clinic_password, poll_until
+from mqtt_fixtures import (
+    PASSWORD,
+    USER,
+    BrokerHandle,
+    FakeSession,
+    Mosquitto,
+    clinic_password,
+    poll_until,
+)
 
 from coach.mqtt import MqttBridge
 from coach.mqtt.link import Backoff, make_client
@@ -42,7 +50,8 @@ def _utf8(s: str) -> bytes:
     return struct.pack("!H", len(b)) + b
 
 
-def send_huge_publish(port: int, user: str, password: str, topic: str) -> int:
+def send_huge_publish(port: int, user: str, password: str, topic: str,
+                      size: int = BIG) -> int:
     """CONNECT, then a PUBLISH announcing BIG bytes; returns the bytes sent before the
     broker closed the connection (bounded: the broker must hang up)."""
     body = _utf8("MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 30)
@@ -53,10 +62,10 @@ def send_huge_publish(port: int, user: str, password: str, topic: str) -> int:
         connack = s.recv(4)
         assert connack[:1] == b"\x20" and connack[3:4] == b"\x00", connack
         head = _utf8(topic)
-        s.sendall(b"\x30" + _varint(len(head) + BIG) + head)
+        s.sendall(b"\x30" + _varint(len(head) + size) + head)
         zeros = bytes(CHUNK)
         try:
-            while sent < BIG:
+            while sent < size:
                 s.sendall(zeros)
                 sent += CHUNK
         except OSError:  # reset or broken pipe: the broker hung up, as it should
@@ -137,3 +146,32 @@ async def test_mosquitto_refuses_a_150_mb_publish_unread(clinic_mosquitto: Mosqu
     assert rss_kb(pid, "VmHWM") < 2 * normal_kb, (normal_kb, rss_kb(pid, "VmHWM"))
     assert room.peak < 2 * room.before
     assert os.path.exists(f"/proc/{pid}")  # still running
+
+
+async def test_the_room_hangs_up_on_a_huge_packet_from_an_uncapped_broker(
+        mosquitto: Mosquitto) -> None:
+    """A broker without a cap (the test Mosquitto's plain setup) forwards 32 MB: the room's
+    client hangs up before reading it, reconnects, and takes the next command."""
+    session = FakeSession()
+    url = mosquitto.handle.url()
+    bridge = MqttBridge(session, url, "room-1", allow_control=True,
+                        backoff=lambda: Backoff(0.05, 0.5))
+    with PeakRss() as room:
+        async with asyncio.timeout(60), asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(session.pump(), name="test.pump"),
+                     tg.create_task(bridge.run(), name="test.bridge")]
+            await poll_until(lambda: bridge.stats.states_published >= 3, 10.0)
+            size = 32 * 1024 * 1024
+            sent = await asyncio.to_thread(send_huge_publish, mosquitto.port, USER, PASSWORD,
+                                           "coach/v1/room-1/control", size)
+            assert sent >= size  # this broker took it all
+            await poll_until(lambda: bridge.health.connects >= 2, 10.0)  # hung up, back
+            async with make_client(url) as c:
+                await c.publish("coach/v1/room-1/control", b'{"kind":"resume"}', qos=1)
+            await poll_until(lambda: len(session.commands) >= 1, 10.0)
+            for t in tasks:
+                t.cancel()
+    print(f"\nroom behind an uncapped broker: {room.before / 1e3:.1f} MB, "
+          f"peak {room.peak / 1e3:.1f} MB")
+    assert session.commands == [Command("resume")] and bridge.stats.control_rejected == 0
+    assert room.peak - room.before < 16_000, f"grew {room.peak - room.before} kB"

@@ -32,6 +32,7 @@ T = TypeVar("T")
 KEEPALIVE_S = 5  # the broker fires our will about 1.5 keepalives after a crash
 OP_TIMEOUT_S = 2.0  # connect/subscribe/publish acknowledgement deadline
 CONNECT_TIMEOUT_S = 3.0  # a whole connection attempt, TCP + TLS + CONNACK
+MAX_INCOMING_BYTES = 1_048_576  # a packet we will read; payloads over 16 kB are dropped anyway
 _AUTH_CODES = frozenset({4, 5, 134, 135})  # MQTT 3.1.1 and 5 "bad credentials"/"not authorized"
 
 
@@ -122,7 +123,7 @@ def make_client(
     tls_context = None
     if url.tls:
         tls_context = ssl.create_default_context(cafile=url.ca_file)
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         url.host,
         url.port if port is None else port,
         username=url.username,
@@ -136,6 +137,32 @@ def make_client(
         max_queued_outgoing_messages=256,
         logger=logging.getLogger("coach.mqtt.paho"),
     )
+    _cap_incoming(client)
+    return client
+
+
+def _cap_incoming(client: aiomqtt.Client, max_bytes: int = MAX_INCOMING_BYTES) -> None:
+    """Hang up on an incoming packet over ``max_bytes`` before reading it into memory.
+
+    paho reads a whole packet before handing it over (a 150 MB publish: 150 MB here),
+    and a broker without a size cap forwards anything. paho 2.2 reads a packet's length
+    first, then its body through ``_sock_recv``; refusing that read makes paho drop the
+    connection (the link reconnects). Private attributes of paho 2.2.
+    """
+    paho = getattr(client, "_client", None)
+    recv = getattr(paho, "_sock_recv", None)
+    if paho is None or recv is None or not isinstance(getattr(paho, "_in_packet", None), dict):
+        return
+
+    def capped_recv(bufsize: int) -> bytes:
+        incoming = paho._in_packet
+        if incoming["have_remaining"] and incoming["remaining_length"] > max_bytes:
+            log.warning("MQTT: an incoming packet of %d bytes is over %d: hanging up",
+                        incoming["remaining_length"], max_bytes)
+            raise ConnectionAbortedError("incoming MQTT packet over the size cap")
+        return recv(bufsize)
+
+    paho._sock_recv = capped_recv
 
 
 def abandon(client: aiomqtt.Client) -> None:
