@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -140,3 +142,35 @@ async def test_a_forged_state_never_reaches_the_remote_view(clinic_broker: Broke
             t.cancel()
     assert seen and all(hr in (70.0, 71.0) for hr in seen), "a forged state reached the view"
     assert view.stats.resyncs == 0  # the view's clock never jumped
+
+
+def _connect_with_will(port: int, user: str, will_topic: str) -> int:
+    """A raw MQTT 3.1.1 CONNECT as ``user`` with a retained last will on ``will_topic``;
+    on acceptance the socket is dropped without DISCONNECT (so a broker fires the will).
+    Returns the CONNACK code."""
+    def utf8(b: bytes) -> bytes:
+        return struct.pack("!H", len(b)) + b
+
+    flags = 0x80 | 0x40 | 0x20 | 0x08 | 0x04 | 0x02  # user, password, will retain/QoS 1/flag
+    body = utf8(b"MQTT") + bytes([4, flags]) + struct.pack("!H", 30) + utf8(b"test-will")
+    body += utf8(will_topic.encode()) + utf8(b'{"online":false,"status":"offline"}')
+    body += utf8(user.encode()) + utf8(clinic_password(user).encode())
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(bytes([0x10, len(body)]) + body)
+        connack = s.recv(4)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST
+    return connack[3] if len(connack) == 4 else -1
+
+
+async def test_a_last_will_cannot_speak_for_another_room(clinic_broker: BrokerHandle) -> None:
+    """room-2 leaving a will on room-1's presence: refused at CONNECT, or never delivered."""
+    async with (asyncio.timeout(20), login(clinic_broker, "tom") as tom,
+                listening(tom, "coach/v1/room-1/#") as got):
+        code = await asyncio.to_thread(_connect_with_will, clinic_broker.port, "room-2",
+                                       "coach/v1/room-1/presence")
+        await asyncio.sleep(0.3)  # a will fires at once when the socket drops
+        async with login(clinic_broker, "room-1") as room1:
+            await room1.publish("coach/v1/room-1/presence", b'{"online":true}', qos=1)
+            await poll_until(lambda: len(got) >= 1, 5.0)
+    assert code in (0, 5, 135)
+    assert [json.loads(m.payload) for m in got] == [{"online": True}]
