@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -113,10 +114,26 @@ class EmbeddedBroker:
         self.tls_port: int | None = None
 
     async def start(self) -> None:
+        from amqtt.errors import BrokerError
+
         from coach.amqtt_broker import CoachBroker  # imported late: amqtt is heavy
 
         self._broker = CoachBroker(broker_config(self.opts))
-        await self._broker.start()
+        quiet = _DropStartupTraceback()
+        logging.getLogger("amqtt.broker").addFilter(quiet)
+        try:
+            await self._broker.start()
+        except BrokerError as exc:  # one line for the user, not amqtt's traceback
+            self._broker = None
+            cause = exc.__cause__
+            if isinstance(cause, ssl.SSLError):
+                raise MqttConfigError(f"cannot use the TLS certificate and key: "
+                                      f"{cause.reason or cause}") from None
+            if isinstance(cause, OSError):
+                raise cause from None  # "address already in use": the caller says where
+            raise MqttConfigError(f"the MQTT broker cannot start: {cause or exc}") from None
+        finally:
+            logging.getLogger("amqtt.broker").removeFilter(quiet)
         servers = self._broker._servers  # amqtt exposes no public accessor (0.12.1)
         if self.opts.plaintext:
             self.port = _bound_port(servers["default"])
@@ -148,6 +165,11 @@ class EmbeddedBroker:
             await asyncio.Event().wait()
         finally:
             await self.stop()
+
+
+class _DropStartupTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Broker startup failed"
 
 
 def _bound_port(server: Any) -> int:

@@ -307,3 +307,19 @@ def certificate_for(name: str, certs: Certs, d: Path) -> tuple[Path, Path]:
         str(ca_dir / "ca.key"), "-CAcreateserial", "-days", "2", "-extfile", "other.cnf",
         "-out", "other.pem")
     return d / "other.pem", d / "other.key"
+
+
+async def test_a_broker_that_cannot_start_says_why_in_one_line(certs: Certs) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy, mismatched = await asyncio.gather(
+            coach("broker", "--port", str(port)),
+            coach("broker", "--port", "0", "--tls-port", "0", "--cert", str(certs.ca),
+                  "--key", str(certs.key)))  # the CA's certificate with the server's key
+    assert busy.returncode == 1 and "address already in use" in one_clean_line(busy)
+    assert mismatched.returncode == 2
+    assert "cannot use the TLS certificate and key" in one_clean_line(mismatched)
