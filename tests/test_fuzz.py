@@ -390,11 +390,11 @@ def base_recordings() -> dict[str, dict[str, bytes]]:
     """Bytes of a cleanly closed recording, and of one whose writer died (db + WAL)."""
     out: dict[str, dict[str, bytes]] = {}
     with tempfile.TemporaryDirectory() as d:
-        clean = Path(d) / "clean.sqlite"
+        clean = Path(d) / "clean.coach"
         with Recorder(clean, labels=("A", "B"), settings={"pace": 6}, t_origin_s=100.0) as r:
             _write_events(r)
         out["clean"] = {"": clean.read_bytes()}
-        crashed = Path(d) / "crashed.sqlite"
+        crashed = Path(d) / "crashed.coach"
         r = Recorder(crashed, labels=("A", "B"), t_origin_s=100.0, commit_interval_s=0.0)
         _write_events(r)
         r.commit_if_due()
@@ -431,7 +431,7 @@ def _read_everything(reader: RecordingReader) -> None:
 def check_recording(files: dict[str, bytes]) -> None:
     """Open, read all, salvage: data or RecordingError, never anything else."""
     with tempfile.TemporaryDirectory() as d, warnings_as_errors():
-        path = Path(d) / "rec.sqlite"
+        path = Path(d) / "rec.coach"
         for suffix, data in files.items():
             path.with_name(path.name + suffix).write_bytes(data)
         try:
@@ -440,7 +440,7 @@ def check_recording(files: dict[str, bytes]) -> None:
         except RecordingError as exc:
             assert "\n" not in str(exc)
         try:  # salvage a healthy file too: it must not trust a row's types either
-            result = recover(path, Path(d) / "salvaged.sqlite")
+            result = recover(path, Path(d) / "salvaged.coach")
         except RecordingError:
             return
         try:
@@ -460,7 +460,7 @@ def test_fuzz_recordings(files: dict[str, bytes]) -> None:
 
 def _recording_with(sql: str) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "r.sqlite"
+        path = Path(d) / "r.coach"
         path.write_bytes(base_recordings()["clean"][""])
         db = sqlite3.connect(path)
         db.execute(sql)
@@ -492,7 +492,7 @@ def test_broken_cells_give_a_one_line_error() -> None:
     data[2 * 4096 + 8 : 2 * 4096 + 24] = b"\xff" * 16  # page 3's cell pointers
     check_recording({"": bytes(data)})
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "r.sqlite"
+        path = Path(d) / "r.coach"
         path.write_bytes(data)
         with pytest.raises(RecordingError, match="more problems") as err:
             RecordingReader(path, recover=False)
