@@ -17,13 +17,14 @@ from scipy import signal
 
 from coach import respiration as resp
 from coach.breath import BreathEstimator
-from coach.config import BREATH_BAND_HZ
+from coach.config import BREATH_BAND_HZ, STATE_PERIOD_S
 from coach.ecg import ecg_peaks
 from coach.rr import beats_to_wave, rr_beat_times, rr_clean, rsa_points
 from coach.types import AccChunk, EcgChunk
 
 FS: Final = resp.WAVE_FS_HZ
 CHUNK_S: Final = 1.0  # s, chunk length of the causal replay
+PHASE_STEP_S: Final = STATE_PERIOD_S  # s between phases reported (as often as the session's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +51,14 @@ class Analysis:
         ]
         ok = self.rate_bpm[np.isfinite(self.rate_bpm)]
         mean = round(float(ok.mean()), 2) if ok.size else None
-        return {"source": self.source, "breaths": breaths, "rate": rate, "mean_bpm": mean}
+        out: dict[str, Any] = {
+            "source": self.source, "breaths": breaths, "rate": rate, "mean_bpm": mean}
+        if self.phase_t_s.size:  # causal: the live phase, None while unknown
+            out["phase"] = [
+                {"t_s": round(float(t), 3), "phase": None if math.isnan(p) else round(float(p), 4)}
+                for t, p in zip(self.phase_t_s, self.phase, strict=True)
+            ]
+        return out
 
 
 def _offline(waves: list[tuple[float, np.ndarray]], end_s: float, source: str) -> Analysis:
@@ -149,7 +157,8 @@ def _replay(
     source: str,
     chunk_s: float = CHUNK_S,
 ) -> Analysis:
-    """Feed one-second chunks; sample the rate once a second, the phase 4 times a second."""
+    """Feed one-second chunks; sample the rate once a second and the phase every
+    :data:`PHASE_STEP_S`, as a session state carries it (0.1 s)."""
     rate_t, rate, ph_t, ph = [], [], [], []
     onsets: list[float] = []  # every breath the live estimator committed (its own
     exhales: list[float] = []  # memory of them is bounded)
@@ -157,7 +166,8 @@ def _replay(
     for feed in chunks:
         feed()
         t_end = min(t_end + chunk_s, end_s)
-        for t in np.arange(t_end - chunk_s + 0.25, t_end + 1e-9, 0.25).tolist():
+        steps = round(chunk_s / PHASE_STEP_S)
+        for t in (t_end - chunk_s + PHASE_STEP_S * np.arange(1, steps + 1)).tolist():
             if t >= t_end - 1e-9:
                 est.update(t_end)  # earlier phases extrapolate the previous update
             e = est.estimate(t)

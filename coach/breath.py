@@ -49,11 +49,15 @@ JUMP_MIN_MG: Final = 20.0  # mG per JUMP_LAG_S: no breath moves the chest this f
 JUMP_FACTOR: Final = 5.0  # x the running rms change per JUMP_LAG_S, if that is larger
 JUMP_HOLD_S: Final = 1.0  # s the wave is held after the last sudden change
 JUMP_TAU_S: Final = 30.0  # s, memory of the running rms change
+GRAVITY_TAU_S: Final = 20.0  # s, memory of the running mean removed from the chest motion
 MAX_PENDING: Final = 32  # chest-motion chunks held before they are processed anyway
 ECG_BACKLOG_S: Final = 70.0  # s of ECG kept, unprocessed, while another source serves
 ECG_RESTART_S: Final = 5.0  # s: a longer gap before the ECG waiting restarts its detector
 SOURCE_SILENT_S: Final = 3.0  # s without data before a source is given up
-PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0, "rr": 0.0}  # s, see docs/breathing.md
+PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0}  # s, see docs/breathing.md
+# s, heart rate behind the breath when the person's own lag is not known (RR alone):
+# see docs/breathing.md, "Polarity"
+RSA_POPULATION_LAG_S: Final = 1.0
 SHOWN_SLEW_RAD_S: Final = 1.5  # rad/s: how fast the drawn wave may catch up with the phase
 
 
@@ -95,6 +99,7 @@ class AccWave:
         self._hold_left = 0  # samples still to hold
         self._jump_ms = (JUMP_MIN_MG / JUMP_FACTOR) ** 2  # running mean square change
         self._last: np.ndarray | None = None  # newest output sample
+        self._gravity: np.ndarray | None = None  # running mean of each axis (mG)
         self.jumps = 0  # sudden changes seen (posture shifts, coughs, knocks)
 
     def push_chunks(self, chunks: list[AccChunk]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +117,16 @@ class AccWave:
         self._cov = alpha * self._cov + (1 - alpha) * (filt.T @ filt) / n
         axis = np.linalg.eigh(self._cov)[1][:, -1]
         self.axis = axis if float(axis @ self.axis) >= 0 else -axis
-        # project the unfiltered samples: the zero-phase window filter band-limits them
-        # later, whereas the causal band-pass would shift the breath's phase
-        return t, xd @ self.axis
+        # project the unfiltered samples less their slow running mean (gravity: else a
+        # change of axis would step the wave): the zero-phase window filter band-limits
+        # them later, whereas the causal band-pass would shift the breath's phase
+        a = 1.0 / (GRAVITY_TAU_S * self.fs_hz)
+        if self._gravity is None:
+            self._gravity = xd[0].copy()
+        zi = ((1 - a) * self._gravity)[:, None]
+        g = signal.lfilter([a], [1.0, a - 1.0], xd, axis=0, zi=zi.T)[0]
+        self._gravity = g[-1].copy()
+        return t, (xd - g) @ self.axis
 
     def _decimate(self, chunk: AccChunk) -> tuple[np.ndarray, np.ndarray]:
         """Block averages of a chunk (with what the last one left over) and their times."""
@@ -207,6 +219,9 @@ class BreathEstimator:
             "ecg": resp.BreathWindow(3),
             "rr": resp.BreathWindow(1),
         }
+        self.windows["ecg"].shift_rsa = True  # R amplitude and QRS area show the breath at once
+        for name, w in self.windows.items():
+            w.label = name
         self.source: str | None = None
         self._due_s = -math.inf
         self._first_s: float | None = None  # time of the first data of any source
@@ -369,6 +384,18 @@ class BreathEstimator:
         self._phase_bpm = w.rate_bpm(t_s, w.phase_cycles) if w is not None else None
         return self._cached, self._cached.phase
 
+    def _phase_delay_s(self, source: str) -> float:
+        """How late the source's wave shows the breath. Heart rate alone (RR) lags it
+        by the person's own lag if chest motion or ECG has taught it, else by
+        :data:`RSA_POPULATION_LAG_S`."""
+        if source != "rr":
+            return PHASE_DELAY_S[source]
+        for name in ("acc", "ecg"):
+            lag = self.windows[name].rsa_lag_s()
+            if lag is not None:
+                return lag
+        return RSA_POPULATION_LAG_S
+
     def _analyse(self, t_s: float) -> BreathEstimate:
         if self.source is None:
             return BreathEstimate(None, None, None, None, None)
@@ -379,7 +406,7 @@ class BreathEstimator:
         if rate is None:
             return BreathEstimate(None, None, st.level, None, None, self.source, st.quality)
         depth = resp.median_of_sorted(np.sort(st.depth[-6:])) if st.depth.size else None
-        phase = w.phase(t_s, PHASE_DELAY_S[self.source])
+        phase = w.phase(t_s, self._phase_delay_s(self.source))
         return BreathEstimate(
             rate,
             phase,

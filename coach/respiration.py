@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import math
 import statistics
 from collections import deque
@@ -42,6 +43,8 @@ AMPLITUDE_FRACTION: Final = 0.3  # of the upper quartile of cycle amplitudes [1]
 LOCAL_SPAN_S: Final = 20.0  # s, half-width of the local amplitude threshold
 QUALITY_WINDOW_S: Final = 32.0  # s, window of the spectral quality index
 TWO_PI: Final = 2.0 * math.pi
+
+log = logging.getLogger(__name__)
 
 
 def sosfilt_public(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
@@ -412,6 +415,21 @@ QUALITY_TAU_S: Final = 300.0  # s, memory of each source's spectral quality
 WEIGHT_POWER: Final = 4.0  # fusion weight = long-term quality ** this (tuned, docs/breathing.md)
 STALE_PERIODS: Final = 2.5  # periods without a breath before the rate is unknown
 PHASE_CYCLES: Final = 3  # newest cycles whose median period extrapolates a chest-motion phase
+# Polarity (docs/breathing.md, "Polarity"): heart rate follows the breath with a lag of its
+# own (0-3 s, per person). A wave's sign is that of its correlation with heart rate at the
+# lag where that correlation is largest in magnitude (the true lag: elsewhere the breath's
+# own variability and shape make it smaller), not at lag 0, where it is cos(2 pi lag / period)
+# and flips with the rate. Without heart rate, the wave's asymmetry (inhale shorter and
+# steeper than exhale) gives the sign.
+LAG_GRID_S: Final = np.arange(-0.5, 3.51, 0.25)  # s, candidate lags of heart rate behind a wave
+LAG_TAU_S: Final = 120.0  # s, memory of the lag and sign evidence
+SIGN_MIN_UPDATES: Final = 10  # analyses before a sign may be established
+SIGN_FORCE_UPDATES: Final = 25  # analyses after which the best evidence decides the sign
+SIGN_MARGIN: Final = 0.08  # relative lead of the best lag over the best opposite-sign lag
+SKEW_MIN: Final = 0.03  # |skewness| of the wave's slope that establishes a sign by asymmetry
+FLIP_TAU_S: Final = 8.0  # s, memory of the short-term evidence against a held sign
+FLIP_MIN: Final = 0.25  # correlation against the held sign that counts as contrary evidence
+FLIP_HOLD_S: Final = 20.0  # s of contrary evidence before a held sign changes (logged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -481,7 +499,18 @@ class BreathWindow:
         self._t = [np.empty(0) for _ in range(n_sources)]
         self._v = [np.empty(0) for _ in range(n_sources)]
         self._q = np.zeros(n_sources)
-        self._corr = np.zeros(n_sources)
+        self._corr = np.zeros(n_sources)  # provisional signs (zero lag), until established
+        self._xc = np.zeros((n_sources, LAG_GRID_S.size))  # long-term correlation vs lag
+        self._xc_short = np.zeros((n_sources, LAG_GRID_S.size))
+        self._skew = np.zeros(n_sources)  # long-term skewness of each wave's slope
+        self._skew_short = np.zeros(n_sources)
+        self.signs = np.zeros(n_sources)  # held polarity of each source, 0 = not yet known
+        self.signs[0] = 1.0  # source 0 (heart rate, or the only wave) rises on inhaling
+        self.lags_s = np.full(n_sources, math.nan)  # lag of heart rate behind each source
+        self._contrary = np.zeros(n_sources)  # s of evidence against the held sign
+        self.flips = 0  # held signs changed (a strap turned over)
+        self.label = ""  # for the log
+        self.shift_rsa = False  # fuse heart rate moved back by the learned lag (ECG)
         self._updates = 0
         self.state: WindowState | None = None
         self._periods: dict[int, tuple[float, float] | None] = {}  # rate_bpm's, per state
@@ -517,12 +546,25 @@ class BreathWindow:
         q = np.zeros(len(x))
         q[used] = _prominences(spectra, np.any(x[used] != x[used, :1], axis=1))[1]
         self._learn(x, sd, q)
+        self._learn_signs(x, sd)
         w = self.gains * self._q**WEIGHT_POWER
-        coef = (w if w.sum() > 0 else self.gains) * np.where(self._corr >= 0, 1.0, -1.0)
+        signs = np.where(self.signs != 0, self.signs, np.where(self._corr >= 0, 1.0, -1.0))
+        coef = (w if w.sum() > 0 else self.gains) * signs
         # resp_fuse, with the deviations at hand; its spectrum is the same sum of theirs
         scale = _fuse_scale(coef, sd)
-        fused = _fused(x, scale)
-        fused_spectrum = None if spectra is None else (spectra[0], scale[None, used] @ spectra[1])
+        lag = self.rsa_lag_s()
+        m = round(lag * self.fs_hz) if self.shift_rsa and lag is not None else 0
+        if 0 < m < x.shape[1] // 2 and coef[0] != 0:
+            # heart rate follows the breath: move it back by its lag (its newest lag
+            # seconds are not known yet: they count as its mean)
+            x = x.copy()
+            x[0] = np.concatenate([x[0, m:] - x[0].mean(), np.zeros(m)])
+            fused = _fused(x, scale)
+            fused_spectrum = _band_spectra(fused[None, :], self.fs_hz)
+        else:
+            fused = _fused(x, scale)
+            fused_spectrum = None if spectra is None else (
+                spectra[0], scale[None, used] @ spectra[1])
         varies = np.array([np.any(fused != fused[0])])
         quality = float(_prominences(fused_spectrum, varies)[1][0])
         b = resp_breaths(fused, self.fs_hz, t0)
@@ -563,6 +605,96 @@ class BreathWindow:
             self._corr[0] = 1.0
         self._q += a * (q - self._q)
 
+    def _learn_signs(self, x: np.ndarray, sd: np.ndarray) -> None:
+        """Lag and polarity of each source against heart rate (source 0), or from its
+        asymmetry without heart rate; a held sign changes only after sustained evidence."""
+        n = x.shape[1]
+        m = np.round(LAG_GRID_S * self.fs_hz).astype(int)
+        a_long = max(1.0 / self._updates, UPDATE_S / LAG_TAU_S)
+        a_short = max(1.0 / self._updates, UPDATE_S / FLIP_TAU_S)
+        have_hr = sd[0] > 0 and len(x) > 1
+        if have_hr:
+            lo, hi = -int(m.min()), n - int(m.max())
+            if hi - lo < 8 * self.fs_hz:
+                return
+            # row j of hr_lagged: heart rate m[j] samples later than the waves' segment
+            hr_lagged = np.lib.stride_tricks.sliding_window_view(x[0], hi - lo)[lo + m]
+            xc = (x[:, lo:hi] @ hr_lagged.T) / (hi - lo)
+            xc /= sd[0] * np.where(sd == 0, 1.0, sd)[:, None]
+            self._xc += a_long * (xc - self._xc)
+            self._xc_short += a_short * (xc - self._xc_short)
+        d = np.diff(x, axis=1)
+        # robust: a slope beyond 4 x its typical size is an artifact, not a breath
+        spread = 1.4826 * np.median(np.abs(d), axis=1, keepdims=True)
+        d = np.clip(d, -4.0 * spread, 4.0 * spread)
+        dsd = d.std(axis=1)
+        skew = (d**3).mean(axis=1) / np.where(dsd == 0, 1.0, dsd) ** 3
+        self._skew += a_long * (skew - self._skew)
+        self._skew_short += a_short * (skew - self._skew_short)
+        for k in range(1, len(x)):
+            if sd[k] == 0:
+                continue
+            self._sign_of(k, have_hr)
+
+    def _sign_of(self, k: int, have_hr: bool) -> None:
+        """Establish, keep or (after :data:`FLIP_HOLD_S` of contrary evidence) change the
+        sign of source ``k``."""
+        c = self._xc[k]
+        best = int(np.argmax(np.abs(c)))
+        skew = self._skew[k]
+        if abs(skew) >= SKEW_MIN or not have_hr:
+            # the wave's own shape: inhale shorter and steeper than exhale
+            sign, sure, how = (1.0 if skew >= 0 else -1.0), abs(skew) >= SKEW_MIN, "asymmetry"
+        else:
+            sign = 1.0 if c[best] >= 0 else -1.0
+            opposite = np.max(-sign * c)
+            lead = (abs(c[best]) - max(opposite, 0.0)) / max(abs(c[best]), 1e-12)
+            sure, how = lead >= SIGN_MARGIN, "lag"
+        if self.signs[k] == 0:
+            if self._updates >= SIGN_FORCE_UPDATES or (self._updates >= SIGN_MIN_UPDATES and sure):
+                self.signs[k] = sign
+                if have_hr:
+                    self.lags_s[k] = float(LAG_GRID_S[int(np.argmax(sign * c))])
+                log.info("%s source %d: polarity %+d by %s (heart rate %.2f s behind)",
+                         self.label, k, sign, how, self.lags_s[k])
+            return
+        held = self.signs[k]
+        if have_hr:
+            # the held lag follows slow drifts of the sign-consistent peak
+            j = int(np.argmin(np.abs(LAG_GRID_S - self.lags_s[k]))) if math.isfinite(
+                self.lags_s[k]) else int(np.argmax(held * c))
+            near = slice(max(j - 2, 0), j + 3)
+            j = near.start + int(np.argmax(held * self._xc[k, near]))
+            self.lags_s[k] = float(LAG_GRID_S[j])
+            near = slice(max(j - 2, 0), j + 3)
+            against = float(np.max(held * self._xc_short[k, near])) <= -FLIP_MIN
+        else:
+            against = -held * self._skew_short[k] >= SKEW_MIN
+        self._contrary[k] = self._contrary[k] + UPDATE_S if against else 0.0
+        if self._contrary[k] >= FLIP_HOLD_S:
+            self.signs[k] = -held
+            self._xc[k] = -self._xc[k]
+            self._skew[k] = -self._skew[k]
+            self._contrary[k] = 0.0
+            self.flips += 1
+            log.warning("%s source %d: polarity changed to %+d (strap turned over?)",
+                        self.label, k, -held)
+
+    def signs_known(self) -> bool:
+        """Whether every source in use has an established polarity."""
+        used = self._used[self._used > 0] if len(self._t) > 1 else self._used[:0]
+        live = [k for k in used.tolist() if self._t[k].size]
+        return all(self.signs[k] != 0 for k in live)
+
+    def rsa_lag_s(self) -> float | None:
+        """Learned lag of heart rate behind the breath (the best established source),
+        None while unknown."""
+        known = [k for k in range(1, len(self._t)) if math.isfinite(self.lags_s[k])]
+        if not known:
+            return None
+        k = max(known, key=lambda k: abs(self._xc[k]).max())
+        return float(self.lags_s[k])
+
     def _commit(self, b: Breaths, t_s: float) -> None:
         """Keep events a period old (settled, away from the window's edge), once each."""
         period = 60.0 / (self.rate_bpm() or 12.0)
@@ -597,8 +729,8 @@ class BreathWindow:
         """
         r = self.rate_bpm(t_s, self.phase_cycles)
         st = self.state
-        if r is None or st is None or not st.onset_s.size:
-            return None
+        if r is None or st is None or not st.onset_s.size or not self.signs_known():
+            return None  # unknown beats inverted
         ref, start = float(st.onset_s[-1]), 0.0
         if st.exhale_s.size and st.exhale_s[-1] > ref:
             k = np.searchsorted(st.exhale_s, st.onset_s[:-1], side="right")
