@@ -162,17 +162,23 @@ def _replay(
     rate_t, rate, ph_t, ph = [], [], [], []
     onsets: list[float] = []  # every breath the live estimator committed (its own
     exhales: list[float] = []  # memory of them is bounded)
-    t_end = 0.0
+    t_end, k = 0.0, 0  # k: phases reported so far (on the grid k x PHASE_STEP_S)
     for feed in chunks:
         feed()
         t_end = min(t_end + chunk_s, end_s)
-        steps = round(chunk_s / PHASE_STEP_S)
-        for t in (t_end - chunk_s + PHASE_STEP_S * np.arange(1, steps + 1)).tolist():
-            if t >= t_end - 1e-9:
+        k_end = math.floor(t_end / PHASE_STEP_S + 1e-6)
+        updated = False
+        for t in (PHASE_STEP_S * np.arange(k + 1, k_end + 1)).tolist():
+            if t >= t_end - 1e-6:
                 est.update(t_end)  # earlier phases extrapolate the previous update
+                updated = True
             e = est.estimate(t)
             ph_t.append(t)
             ph.append(math.nan if e.phase is None else e.phase)
+        k = k_end
+        if not updated:  # a chunk end off the grid (the last one)
+            est.update(t_end)
+            e = est.estimate(t_end)
         rate_t.append(t_end)
         rate.append(math.nan if e.rate_bpm is None else e.rate_bpm)
         w = est.windows[source]
