@@ -49,6 +49,8 @@ JUMP_MIN_MG: Final = 20.0  # mG per JUMP_LAG_S: no breath moves the chest this f
 JUMP_FACTOR: Final = 5.0  # x the running rms change per JUMP_LAG_S, if that is larger
 JUMP_HOLD_S: Final = 1.0  # s the wave is held after the last sudden change
 JUMP_TAU_S: Final = 30.0  # s, memory of the running rms change
+SHAPE_BAND_HZ: Final = (0.05, 2.0)  # Hz: the breath's harmonics, for its asymmetry
+SHAPE_SETTLE_S: Final = 15.0  # s of chest motion before its shape is measured
 GRAVITY_TAU_S: Final = 20.0  # s, memory of the running mean removed from the chest motion
 MAX_PENDING: Final = 32  # chest-motion chunks held before they are processed anyway
 ECG_BACKLOG_S: Final = 70.0  # s of ECG kept, unprocessed, while another source serves
@@ -100,6 +102,13 @@ class AccWave:
         self._jump_ms = (JUMP_MIN_MG / JUMP_FACTOR) ** 2  # running mean square change
         self._last: np.ndarray | None = None  # newest output sample
         self._gravity: np.ndarray | None = None  # running mean of each axis (mG)
+        # the breath's shape (inhale shorter and steeper than exhale), in a band wide
+        # enough for its harmonics: running 2nd and 3rd moments of the wave's slope
+        self._shape_filter = resp.SosStream(
+            signal.butter(2, SHAPE_BAND_HZ, btype="bandpass", fs=fs_out_hz, output="sos"))
+        self._shape_last: float | None = None
+        self._shape_n = 0  # slope samples seen
+        self._moments = np.zeros((2, 2))  # rows: long, short memory; columns: m2, m3
         self.jumps = 0  # sudden changes seen (posture shifts, coughs, knocks)
 
     def push_chunks(self, chunks: list[AccChunk]) -> tuple[np.ndarray, np.ndarray]:
@@ -126,7 +135,38 @@ class AccWave:
         zi = ((1 - a) * self._gravity)[:, None]
         g = signal.lfilter([a], [1.0, a - 1.0], xd, axis=0, zi=zi.T)[0]
         self._gravity = g[-1].copy()
-        return t, (xd - g) @ self.axis
+        y = (xd - g) @ self.axis
+        self._learn_shape(y)
+        return t, y
+
+    def _learn_shape(self, y: np.ndarray) -> None:
+        """Running moments of the slope of the wave (band :data:`SHAPE_BAND_HZ`)."""
+        w = self._shape_filter.process(y)
+        prev = w[:1] if self._shape_last is None else np.array([self._shape_last])
+        self._shape_last = float(w[-1])
+        d = np.diff(np.concatenate([prev, w]))
+        if self._moments[0, 0] > 0:  # a slope far beyond its typical size is an artifact
+            lim = 4.0 * math.sqrt(self._moments[0, 0])
+            d = np.clip(d, -lim, lim)
+        self._shape_n += len(d)
+        used = self._shape_n - SHAPE_SETTLE_S * self.fs_hz  # the filters' start is no shape
+        if used <= 0:
+            return
+        new = np.array([np.mean(d * d), np.mean(d * d * d)])
+        for row, tau in enumerate((resp.LAG_TAU_S, resp.FLIP_TAU_S)):
+            a = max(min(len(d), used) / used, 1.0 - math.exp(-len(d) / (tau * self.fs_hz)))
+            self._moments[row] += a * (new - self._moments[row])
+
+    def negate_shape(self) -> None:
+        """Turn the remembered shape over (the strap was turned over)."""
+        self._moments[:, 1] *= -1.0
+
+    def shape_skew(self) -> tuple[float, float]:
+        """Skewness of the wave's slope, long- and short-term: > 0 when the wave rises
+        faster than it falls (inhale up, if the inhale is the shorter part)."""
+        m2, m3 = self._moments[:, 0], self._moments[:, 1]
+        sk = m3 / np.where(m2 > 0, m2, 1.0) ** 1.5
+        return float(sk[0]), float(sk[1])
 
     def _decimate(self, chunk: AccChunk) -> tuple[np.ndarray, np.ndarray]:
         """Block averages of a chunk (with what the last one left over) and their times."""
@@ -254,7 +294,12 @@ class BreathEstimator:
             t, y = self.acc.push_chunks(self._acc_pending)
             self._acc_pending = []
             if t.size:
-                self.windows["acc"].push(1, t, y)
+                w = self.windows["acc"]
+                w.push(1, t, y)
+                if w.shape_flipped:  # its memory of the shape was of the strap as it was
+                    self.acc.negate_shape()
+                    w.shape_flipped = False
+                w.shape_skew = self.acc.shape_skew()
 
     def _take_ecg(self) -> None:
         """Put the ECG waiting through the R-peak detector, into the ECG window."""

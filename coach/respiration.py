@@ -507,10 +507,15 @@ class BreathWindow:
         self.signs = np.zeros(n_sources)  # held polarity of each source, 0 = not yet known
         self.signs[0] = 1.0  # source 0 (heart rate, or the only wave) rises on inhaling
         self.lags_s = np.full(n_sources, math.nan)  # lag of heart rate behind each source
-        self._contrary = np.zeros(n_sources)  # s of evidence against the held sign
+        self._rel = np.zeros(n_sources)  # long-term correlation with the first breathing source
+        self._contrary = 0.0  # s of evidence against the held polarity
         self.flips = 0  # held signs changed (a strap turned over)
         self.label = ""  # for the log
         self.shift_rsa = False  # fuse heart rate moved back by the learned lag (ECG)
+        # (long, short)-term asymmetry of source 1 measured upstream, in a wider band
+        # than the window's (chest motion): used instead of the window's own
+        self.shape_skew: tuple[float, float] | None = None
+        self.shape_flipped = False  # the polarity changed: the owner of shape_skew negates it
         self._updates = 0
         self.state: WindowState | None = None
         self._periods: dict[int, tuple[float, float] | None] = {}  # rate_bpm's, per state
@@ -606,21 +611,28 @@ class BreathWindow:
         self._q += a * (q - self._q)
 
     def _learn_signs(self, x: np.ndarray, sd: np.ndarray) -> None:
-        """Lag and polarity of each source against heart rate (source 0), or from its
-        asymmetry without heart rate; a held sign changes only after sustained evidence."""
+        """Lag and polarity of the breathing sources (1..) against heart rate (source 0),
+        and from their asymmetry; a held polarity changes only after sustained evidence.
+
+        The sources that show the breath at once (chest motion; R amplitude and QRS
+        area) share one lag and are pooled: their signs relative to the first are
+        unambiguous (their zero-lag correlation), only the common polarity is decided.
+        """
+        if len(x) < 2:
+            return
         n = x.shape[1]
         m = np.round(LAG_GRID_S * self.fs_hz).astype(int)
         a_long = max(1.0 / self._updates, UPDATE_S / LAG_TAU_S)
         a_short = max(1.0 / self._updates, UPDATE_S / FLIP_TAU_S)
-        have_hr = sd[0] > 0 and len(x) > 1
+        sdn = np.where(sd == 0, 1.0, sd)
+        have_hr = bool(sd[0] > 0)
         if have_hr:
             lo, hi = -int(m.min()), n - int(m.max())
             if hi - lo < 8 * self.fs_hz:
                 return
             # row j of hr_lagged: heart rate m[j] samples later than the waves' segment
             hr_lagged = np.lib.stride_tricks.sliding_window_view(x[0], hi - lo)[lo + m]
-            xc = (x[:, lo:hi] @ hr_lagged.T) / (hi - lo)
-            xc /= sd[0] * np.where(sd == 0, 1.0, sd)[:, None]
+            xc = (x[:, lo:hi] @ hr_lagged.T) / ((hi - lo) * sd[0] * sdn[:, None])
             self._xc += a_long * (xc - self._xc)
             self._xc_short += a_short * (xc - self._xc_short)
         d = np.diff(x, axis=1)
@@ -631,54 +643,65 @@ class BreathWindow:
         skew = (d**3).mean(axis=1) / np.where(dsd == 0, 1.0, dsd) ** 3
         self._skew += a_long * (skew - self._skew)
         self._skew_short += a_short * (skew - self._skew_short)
-        for k in range(1, len(x)):
-            if sd[k] == 0:
-                continue
-            self._sign_of(k, have_hr)
+        rel = (x[1] * x).mean(axis=1) / (sdn[1] * sdn)  # vs the first breathing source
+        self._rel += a_long * (rel - self._rel)
+        ks = [k for k in range(1, len(x)) if sd[k] > 0 and (self.gains[k] > 0 or k == 1)]
+        if ks:
+            self._decide(ks, have_hr)
 
-    def _sign_of(self, k: int, have_hr: bool) -> None:
+    def _decide(self, ks: list[int], have_hr: bool) -> None:
         """Establish, keep or (after :data:`FLIP_HOLD_S` of contrary evidence) change the
-        sign of source ``k``."""
-        c = self._xc[k]
+        common polarity of the sources ``ks``."""
+        r = np.where(self._rel[ks] >= 0, 1.0, -1.0)
+        r[0] = 1.0
+        w = np.maximum(self._q[ks], 1e-3) * r
+        c = w @ self._xc[ks] / np.abs(w).sum()
+        c_short = w @ self._xc_short[ks] / np.abs(w).sum()
+        skew = float(w @ self._skew[ks] / np.abs(w).sum())
+        skew_short = float(w @ self._skew_short[ks] / np.abs(w).sum())
+        if self.shape_skew is not None and ks == [1]:
+            skew, skew_short = self.shape_skew
         best = int(np.argmax(np.abs(c)))
-        skew = self._skew[k]
-        if abs(skew) >= SKEW_MIN or not have_hr:
-            # the wave's own shape: inhale shorter and steeper than exhale
-            sign, sure, how = (1.0 if skew >= 0 else -1.0), abs(skew) >= SKEW_MIN, "asymmetry"
+        lag_sign = 1.0 if c[best] >= 0 else -1.0
+        lead = (abs(c[best]) - max(float(np.max(-lag_sign * c)), 0.0)) / max(abs(c[best]), 1e-12)
+        # each kind of evidence in units of what makes it sure; the stronger one decides
+        by_lag = lead / SIGN_MARGIN if have_hr else 0.0
+        by_shape = abs(skew) / SKEW_MIN
+        if by_shape >= by_lag:
+            sign, sure, how = (1.0 if skew >= 0 else -1.0), by_shape >= 1.0, "asymmetry"
         else:
-            sign = 1.0 if c[best] >= 0 else -1.0
-            opposite = np.max(-sign * c)
-            lead = (abs(c[best]) - max(opposite, 0.0)) / max(abs(c[best]), 1e-12)
-            sure, how = lead >= SIGN_MARGIN, "lag"
-        if self.signs[k] == 0:
+            sign, sure, how = lag_sign, by_lag >= 1.0, "lag"
+        held = self.signs[ks[0]]
+        if held == 0:
             if self._updates >= SIGN_FORCE_UPDATES or (self._updates >= SIGN_MIN_UPDATES and sure):
-                self.signs[k] = sign
-                if have_hr:
-                    self.lags_s[k] = float(LAG_GRID_S[int(np.argmax(sign * c))])
-                log.info("%s source %d: polarity %+d by %s (heart rate %.2f s behind)",
-                         self.label, k, sign, how, self.lags_s[k])
+                self.signs[ks] = sign * r
+                lag = float(LAG_GRID_S[int(np.argmax(sign * c))]) if have_hr else math.nan
+                self.lags_s[ks] = lag
+                log.info("%s: polarity %+d by %s (heart rate %.2f s behind)",
+                         self.label, sign, how, lag)
             return
-        held = self.signs[k]
+        self.signs[ks] = held * r  # sources' relative signs may settle meanwhile
         if have_hr:
             # the held lag follows slow drifts of the sign-consistent peak
-            j = int(np.argmin(np.abs(LAG_GRID_S - self.lags_s[k]))) if math.isfinite(
-                self.lags_s[k]) else int(np.argmax(held * c))
+            lag = self.lags_s[ks[0]]
+            j = int(np.argmin(np.abs(LAG_GRID_S - lag))) if math.isfinite(lag) else int(
+                np.argmax(held * c))
             near = slice(max(j - 2, 0), j + 3)
-            j = near.start + int(np.argmax(held * self._xc[k, near]))
-            self.lags_s[k] = float(LAG_GRID_S[j])
+            j = near.start + int(np.argmax(held * c[near]))
+            self.lags_s[ks] = float(LAG_GRID_S[j])
             near = slice(max(j - 2, 0), j + 3)
-            against = float(np.max(held * self._xc_short[k, near])) <= -FLIP_MIN
+            against = float(np.max(held * c_short[near])) <= -FLIP_MIN
         else:
-            against = -held * self._skew_short[k] >= SKEW_MIN
-        self._contrary[k] = self._contrary[k] + UPDATE_S if against else 0.0
-        if self._contrary[k] >= FLIP_HOLD_S:
-            self.signs[k] = -held
-            self._xc[k] = -self._xc[k]
-            self._skew[k] = -self._skew[k]
-            self._contrary[k] = 0.0
+            against = -held * skew_short >= SKEW_MIN
+        self._contrary += UPDATE_S if against else -self._contrary
+        if self._contrary >= FLIP_HOLD_S:
+            self.signs[ks] = -held * r
+            self._xc[ks] = -self._xc[ks]
+            self._skew[ks] = -self._skew[ks]
+            self.shape_flipped = self.shape_skew is not None  # its owner negates it
+            self._contrary = 0.0
             self.flips += 1
-            log.warning("%s source %d: polarity changed to %+d (strap turned over?)",
-                        self.label, k, -held)
+            log.warning("%s: polarity changed to %+d (strap turned over?)", self.label, -held)
 
     def signs_known(self) -> bool:
         """Whether every source in use has an established polarity."""
