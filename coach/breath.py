@@ -49,6 +49,11 @@ JUMP_MIN_MG: Final = 20.0  # mG per JUMP_LAG_S: no breath moves the chest this f
 JUMP_FACTOR: Final = 5.0  # x the running rms change per JUMP_LAG_S, if that is larger
 JUMP_HOLD_S: Final = 1.0  # s the wave is held after the last sudden change
 JUMP_TAU_S: Final = 30.0  # s, memory of the running rms change
+# the chest-motion window keeps the breath's first harmonics (up to this x its rate,
+# at most ACC_WIDE_HZ, below a resting heart): else the band-limited breath's troughs
+# move early (a fast inhale after a slow exhale; docs/breathing.md)
+ACC_HARMONICS: Final = 3.0
+ACC_WIDE_HZ: Final = 1.0  # Hz
 SHAPE_BAND_HZ: Final = (0.05, 2.0)  # Hz: the breath's harmonics, for its asymmetry
 SHAPE_SETTLE_S: Final = 15.0  # s of chest motion before its shape is measured
 GRAVITY_TAU_S: Final = 20.0  # s, memory of the running mean removed from the chest motion
@@ -259,6 +264,7 @@ class BreathEstimator:
             "ecg": resp.BreathWindow(3),
             "rr": resp.BreathWindow(1),
         }
+        self.windows["acc"].harmonics, self.windows["acc"].wide_hz = ACC_HARMONICS, ACC_WIDE_HZ
         self.windows["ecg"].shift_rsa = True  # R amplitude and QRS area show the breath at once
         for name, w in self.windows.items():
             w.label = name

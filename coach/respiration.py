@@ -423,7 +423,7 @@ PHASE_CYCLES: Final = 3  # newest cycles whose median period extrapolates a ches
 # steeper than exhale) gives the sign.
 LAG_GRID_S: Final = np.arange(-0.5, 3.51, 0.25)  # s, candidate lags of heart rate behind a wave
 LAG_TAU_S: Final = 120.0  # s, memory of the lag and sign evidence
-SIGN_MIN_UPDATES: Final = 10  # analyses before a sign may be established
+SIGN_MIN_UPDATES: Final = 15  # analyses before a sign may be established
 SIGN_FORCE_UPDATES: Final = 25  # analyses after which the best evidence decides the sign
 SIGN_MARGIN: Final = 0.08  # relative lead of the best lag over the best opposite-sign lag
 SKEW_MIN: Final = 0.03  # |skewness| of the wave's slope that establishes a sign by asymmetry
@@ -496,6 +496,12 @@ class BreathWindow:
         self._used = np.flatnonzero(self.gains > 0)
         self._sos = resp_sos(fs_hz, band_hz)
         self._zi = signal.sosfilt_zi(self._sos)
+        self.band_hz = band_hz
+        # upper edge = this x the breathing rate (within band_hz[1] .. wide_hz), so a
+        # fast breath keeps its harmonics (its shape) and a slow one no heartbeat
+        self.harmonics: float | None = None
+        self.wide_hz = band_hz[1]
+        self._filters: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._t = [np.empty(0) for _ in range(n_sources)]
         self._v = [np.empty(0) for _ in range(n_sources)]
         self._q = np.zeros(n_sources)
@@ -591,12 +597,25 @@ class BreathWindow:
         if grid.size < 8 * self.fs_hz:
             return None
         raw = np.array([np.interp(grid, self._t[k], self._v[k]) for k in live])
-        done = resp_filtfilt(self._sos, raw - raw.mean(axis=1, keepdims=True), self._zi)
+        sos, zi = self._filter()
+        done = resp_filtfilt(sos, raw - raw.mean(axis=1, keepdims=True), zi)
         if len(live) == len(self._t):
             return t0, done
         clean = np.zeros((len(self._t), grid.size))
         clean[live] = done
         return t0, clean
+
+    def _filter(self) -> tuple[np.ndarray, np.ndarray]:
+        """The band-pass for this analysis (its upper edge may follow the rate)."""
+        rate = self.rate_bpm()
+        if self.harmonics is None or rate is None:
+            return self._sos, self._zi
+        hi = min(max(self.harmonics * rate / 60.0, self.band_hz[1]), self.wide_hz)
+        hi = round(hi / 0.05) * 0.05
+        if hi not in self._filters:
+            sos = resp_sos(self.fs_hz, (self.band_hz[0], hi))
+            self._filters[hi] = (sos, signal.sosfilt_zi(sos))
+        return self._filters[hi]
 
     def _learn(self, x: np.ndarray, sd: np.ndarray, q: np.ndarray) -> None:
         """Long-term quality and sign of each source (rows ``x``, their standard
@@ -693,6 +712,9 @@ class BreathWindow:
             against = float(np.max(held * c_short[near])) <= -FLIP_MIN
         else:
             against = -held * skew_short >= SKEW_MIN
+        # sure long-term evidence against the held sign (an early decision on little
+        # evidence, e.g. a lag taken half a breath off) counts as well
+        against = against or (sure and sign != held)
         self._contrary += UPDATE_S if against else -self._contrary
         if self._contrary >= FLIP_HOLD_S:
             self.signs[ks] = -held * r
