@@ -62,9 +62,6 @@ ECG_BACKLOG_S: Final = 70.0  # s of ECG kept, unprocessed, while another source 
 ECG_RESTART_S: Final = 5.0  # s: a longer gap before the ECG waiting restarts its detector
 SOURCE_SILENT_S: Final = 3.0  # s without data before a source is given up
 PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0}  # s, see docs/breathing.md
-# s, heart rate behind the breath when the person's own lag is not known (RR alone):
-# see docs/breathing.md, "Polarity"
-RSA_POPULATION_LAG_S: Final = 1.0
 SHOWN_SLEW_RAD_S: Final = 1.5  # rad/s: how fast the drawn wave may catch up with the phase
 
 
@@ -438,14 +435,14 @@ class BreathEstimator:
     def _phase_delay_s(self, source: str) -> float:
         """How late the source's wave shows the breath. Heart rate alone (RR) lags it
         by the person's own lag if chest motion or ECG has taught it, else by
-        :data:`RSA_POPULATION_LAG_S`."""
+        :data:`~coach.respiration.POPULATION_LAG_S`."""
         if source != "rr":
             return PHASE_DELAY_S[source]
         for name in ("acc", "ecg"):
             lag = self.windows[name].rsa_lag_s()
             if lag is not None:
                 return lag
-        return RSA_POPULATION_LAG_S
+        return resp.POPULATION_LAG_S
 
     def _analyse(self, t_s: float) -> BreathEstimate:
         if self.source is None:

@@ -427,6 +427,10 @@ SIGN_MIN_UPDATES: Final = 15  # analyses before a sign may be established
 SIGN_FORCE_UPDATES: Final = 25  # analyses after which the best evidence decides the sign
 SIGN_MARGIN: Final = 0.08  # relative lead of the best lag over the best opposite-sign lag
 SKEW_MIN: Final = 0.03  # |skewness| of the wave's slope that establishes a sign by asymmetry
+LAG_MIN_CORR: Final = 0.5  # correlation at a lag that makes it the person's own
+# s, heart rate behind the breath when a person's own lag is unknown: MARSH (RSA vs the
+# impedance wave) shows -0.5..0 s, the literature 0-3 s (docs/breathing.md, "Polarity")
+POPULATION_LAG_S: Final = 0.5
 FLIP_TAU_S: Final = 8.0  # s, memory of the short-term evidence against a held sign
 FLIP_MIN: Final = 0.25  # correlation against the held sign that counts as contrary evidence
 FLIP_HOLD_S: Final = 20.0  # s of contrary evidence before a held sign changes (logged)
@@ -685,7 +689,10 @@ class BreathWindow:
         lead = (abs(c[best]) - max(float(np.max(-lag_sign * c)), 0.0)) / max(abs(c[best]), 1e-12)
         # each kind of evidence in units of what makes it sure; the stronger one decides
         by_lag = lead / SIGN_MARGIN if have_hr else 0.0
-        by_shape = abs(skew) / SKEW_MIN
+        # the shape of beat-sampled waves (R amplitude, QRS area) is no guide to their
+        # sign (it is skewed either way); chest motion's, measured upstream, is
+        shape_known = self.shape_skew is not None or not have_hr
+        by_shape = abs(skew) / SKEW_MIN if shape_known else 0.0
         if by_shape >= by_lag:
             sign, sure, how = (1.0 if skew >= 0 else -1.0), by_shape >= 1.0, "asymmetry"
         else:
@@ -693,8 +700,13 @@ class BreathWindow:
         held = self.signs[ks[0]]
         if held == 0:
             if self._updates >= SIGN_FORCE_UPDATES or (self._updates >= SIGN_MIN_UPDATES and sure):
+                if not sure and have_hr:  # little evidence: the sign at the population lag
+                    j = int(np.argmin(np.abs(LAG_GRID_S - POPULATION_LAG_S)))
+                    sign, how = (1.0 if c[j] >= 0 else -1.0), "population lag"
                 self.signs[ks] = sign * r
-                lag = float(LAG_GRID_S[int(np.argmax(sign * c))]) if have_hr else math.nan
+                j = int(np.argmax(sign * c))
+                # a lag taken from a clear correlation only (else: unknown)
+                lag = float(LAG_GRID_S[j]) if have_hr and sign * c[j] >= LAG_MIN_CORR else math.nan
                 self.lags_s[ks] = lag
                 log.info("%s: polarity %+d by %s (heart rate %.2f s behind)",
                          self.label, sign, how, lag)
@@ -703,15 +715,15 @@ class BreathWindow:
         if have_hr:
             # the held lag follows slow drifts of the sign-consistent peak
             lag = self.lags_s[ks[0]]
-            j = int(np.argmin(np.abs(LAG_GRID_S - lag))) if math.isfinite(lag) else int(
-                np.argmax(held * c))
+            j = int(np.argmin(np.abs(LAG_GRID_S - (lag if math.isfinite(lag) else
+                                                    POPULATION_LAG_S))))
             near = slice(max(j - 2, 0), j + 3)
             j = near.start + int(np.argmax(held * c[near]))
-            self.lags_s[ks] = float(LAG_GRID_S[j])
+            self.lags_s[ks] = float(LAG_GRID_S[j]) if held * c[j] >= LAG_MIN_CORR else math.nan
             near = slice(max(j - 2, 0), j + 3)
             against = float(np.max(held * c_short[near])) <= -FLIP_MIN
         else:
-            against = -held * skew_short >= SKEW_MIN
+            against = shape_known and -held * skew_short >= SKEW_MIN
         # sure long-term evidence against the held sign (an early decision on little
         # evidence, e.g. a lag taken half a breath off) counts as well
         against = against or (sure and sign != held)
