@@ -27,6 +27,8 @@ References
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -42,7 +44,16 @@ from coach.ecg import Beats, RPeakDetector
 from coach.rr import RRCleaner, rsa_points
 from coach.types import TWO_PI, AccChunk, EcgChunk
 
-MIN_QUALITY: Final = 0.25  # long-term spectral quality a source needs to be used [2]
+# long-term spectral quality [2] a source needs to be used and trusted, per source: set
+# against a null (the simulator without breathing: chest still, no RSA; band-passed
+# white noise) so that noise passes in <= 5 % of windows (docs/breathing.md, "Quality gate")
+QUALITY_GATE: Final = {"acc": 0.65, "ecg": 0.65, "rr": 0.65}
+TRUST_HOLD_S: Final = 30.0  # s above the gate before the pacer may steer toward a rate
+DISAGREE_BPM: Final = 3.0  # /min between chest motion and heart rate (RR) ...
+DISAGREE_HOLD_S: Final = 30.0  # ... for this long: they disagree
+DISAGREE_FACTOR: Final = 0.5  # confidence kept while they disagree
+log = logging.getLogger(__name__)
+
 MIN_DATA_S: Final = 30.0  # s after the first data (of any source) before any rate is reported
 JUMP_LAG_S: Final = 0.2  # s, span over which a sudden change of acceleration is measured
 JUMP_MIN_MG: Final = 20.0  # mG per JUMP_LAG_S: no breath moves the chest this fast
@@ -76,6 +87,9 @@ class BreathEstimate:
     regularity: float | None  # 1 - coefficient of variation of recent breath periods
     source: str | None = None  # "acc", "ecg" or "rr"
     quality: float | None = None  # [0, 1], spectral prominence of the wave in use
+    confidence: float | None = None  # [0, 1], long-term quality (lowered on disagreement)
+    trusted: bool = False  # confidence held the gate for TRUST_HOLD_S
+    disagree: bool = False  # chest motion and heart rate disagree on the rate
 
 
 class AccWave:
@@ -266,6 +280,12 @@ class BreathEstimator:
         for name, w in self.windows.items():
             w.label = name
         self.source: str | None = None
+        self.confidence: float | None = None  # long-term quality of the source in use
+        self.trusted = False  # confidence held the gate for TRUST_HOLD_S: the pacer may follow
+        self.disagree = False  # chest motion and heart rate disagree on the rate
+        self._disagree_since: float | None = None
+        self._trusted_since: float | None = None
+        self._trusted_source: str | None = None
         self._due_s = -math.inf
         self._first_s: float | None = None  # time of the first data of any source
         self._cached: BreathEstimate | None = None  # estimate at the last analysis
@@ -363,11 +383,13 @@ class BreathEstimator:
         return t_s - self.windows[name].last_t(k) <= SOURCE_SILENT_S + resp.UPDATE_S
 
     def update(self, t_s: float) -> None:
-        """Re-analyse the best fresh source (ACC while its quality holds, else ECG, else RR)."""
+        """Re-analyse the best fresh source: chest motion while its confidence holds the
+        gate, else ECG, else RR (else the first that has a rate, not to be trusted)."""
         self._take_pending()
         self._due_s = t_s + resp.UPDATE_S
         self._cached = None
         chosen = None
+        conf: dict[str, float] = {}
         for name in ("acc", "ecg", "rr"):
             if name == "ecg":
                 self._take_ecg()  # only now may the analysis use it
@@ -378,14 +400,48 @@ class BreathEstimator:
             if name == "acc" and st is None:
                 break  # chest motion flows but fills its window: wait, don't switch sources
             if st is not None and w.rate_bpm(t_s) is not None:
+                conf[name] = w.confidence()
                 chosen = chosen or name
-                if st.quality >= MIN_QUALITY:
+                if conf[name] >= QUALITY_GATE[name]:
                     chosen = name
                     break
+        if chosen == "acc":
+            chosen = self._cross_check(t_s, conf)
+        else:
+            self._disagree_since, self.disagree = None, False
         # the windows learn their sources' quality and sign from the start, but a
         # window of a few breaths gives rates far off: report once there is more
         early = self._first_s is None or t_s - self._first_s < MIN_DATA_S
         self.source = None if early else chosen
+        self.confidence = None if self.source is None else conf[self.source] * (
+            DISAGREE_FACTOR if self.disagree else 1.0)
+        if self.confidence is None or self.confidence < QUALITY_GATE[self.source or ""]:
+            self._trusted_since = None
+        elif self._trusted_since is None or self.source != self._trusted_source:
+            self._trusted_since, self._trusted_source = t_s, self.source
+        self.trusted = self._trusted_since is not None and t_s - self._trusted_since >= TRUST_HOLD_S
+
+    def _cross_check(self, t_s: float, conf: dict[str, float]) -> str:
+        """Chest motion against the strap's heart rate (RR): more than
+        :data:`DISAGREE_BPM` apart for :data:`DISAGREE_HOLD_S` lowers the confidence
+        and the estimate follows the source of the better long-term quality."""
+        w = self.windows["rr"]
+        rr = w.rate_bpm(t_s) if self._fresh("rr", t_s) and w.update(t_s) is not None else None
+        acc = self.windows["acc"].rate_bpm(t_s)
+        if rr is None or acc is None or abs(acc - rr) <= DISAGREE_BPM:
+            self._disagree_since = None
+        elif self._disagree_since is None:
+            self._disagree_since = t_s
+        was = self.disagree
+        self.disagree = self._disagree_since is not None and (
+            t_s - self._disagree_since >= DISAGREE_HOLD_S)
+        if self.disagree != was:
+            log.info("chest motion and heart rate %s (%s vs %s /min)",
+                     "disagree" if self.disagree else "agree again", acc, rr)
+        if not self.disagree:
+            return "acc"
+        conf["rr"] = w.confidence()
+        return "rr" if conf["rr"] > conf["acc"] else "acc"
 
     def estimate(self, t_s: float) -> BreathEstimate:
         """Rate, phase, level, depth, regularity, source and quality at ``t_s``.
@@ -401,9 +457,7 @@ class BreathEstimator:
             self._shown = None
             return e
         level = -math.cos(self._shown_phase(t_s, phase))
-        return BreathEstimate(
-            e.rate_bpm, phase, level, e.depth, e.regularity, e.source, e.quality
-        )
+        return dataclasses.replace(e, phase=phase, level=level)
 
     def _shown_phase(self, t_s: float, phase: float) -> float:
         if self._shown is None or t_s < self._shown[0] or self._phase_bpm is None:
@@ -452,7 +506,8 @@ class BreathEstimator:
         assert st is not None
         rate = w.rate_bpm(t_s)
         if rate is None:
-            return BreathEstimate(None, None, st.level, None, None, self.source, st.quality)
+            return BreathEstimate(None, None, st.level, None, None, self.source, st.quality,
+                                  self.confidence, False, self.disagree)
         depth = resp.median_of_sorted(np.sort(st.depth[-6:])) if st.depth.size else None
         phase = w.phase(t_s, self._phase_delay_s(self.source))
         return BreathEstimate(
@@ -463,4 +518,7 @@ class BreathEstimator:
             w.regularity(),
             self.source,
             st.quality,
+            self.confidence,
+            self.trusted,
+            self.disagree,
         )

@@ -36,7 +36,7 @@ import numpy as np
 from scipy import signal
 
 WAVE_FS_HZ: Final = 4.0  # Hz, grid of derived breathing waves
-BAND_HZ: Final = (0.1, 0.6)  # Hz, breathing band: 6 .. 36 breaths/min
+BAND_HZ: Final = (4.0 / 60.0, 0.6)  # Hz, breathing band: 4 .. 36 breaths/min
 RATE_MIN_BPM: Final = 4.0  # breaths per minute
 RATE_MAX_BPM: Final = 40.0  # breaths per minute
 AMPLITUDE_FRACTION: Final = 0.3  # of the upper quartile of cycle amplitudes [1]
@@ -372,8 +372,10 @@ def _prominences(
     fb, spec = spectra
     pb = np.abs(spec) ** 2
     total = pb.sum(axis=1)
-    ok = varies & np.any(pb > 0, axis=1)
     peak = np.argmax(pb, axis=1)
+    # a spectrum that only falls (or rises) across the band has no breathing peak: red
+    # noise (slow drift, heart-rate wander) would otherwise score as a clean breath
+    ok = varies & np.any(pb > 0, axis=1) & (peak > 0) & (peak < pb.shape[1] - 1)
     near = np.abs(fb[None, :] - fb[peak][:, None]) <= 0.04
     rate[ok] = 60.0 * fb[peak][ok]
     prom[ok] = (pb * near).sum(axis=1)[ok] / total[ok]
@@ -412,6 +414,7 @@ def _fused(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
 WINDOW_S: Final = 60.0  # s, trailing window re-analysed live
 UPDATE_S: Final = 1.0  # s, how often the live window is re-analysed
 QUALITY_TAU_S: Final = 300.0  # s, memory of each source's spectral quality
+CONFIDENCE_PRIOR: Final = 0.5  # quality assumed before the first window (one window's worth)
 WEIGHT_POWER: Final = 4.0  # fusion weight = long-term quality ** this (tuned, docs/breathing.md)
 STALE_PERIODS: Final = 2.5  # periods without a breath before the rate is unknown
 PHASE_CYCLES: Final = 3  # newest cycles whose median period extrapolates a chest-motion phase
@@ -736,6 +739,14 @@ class BreathWindow:
             self._contrary = 0.0
             self.flips += 1
             log.warning("%s: polarity changed to %+d (strap turned over?)", self.label, -held)
+
+    def confidence(self) -> float:
+        """Long-term spectral quality of the best source the window fuses, drawn toward
+        :data:`CONFIDENCE_PRIOR` while few independent windows have been seen (a couple
+        of windows of noise can look like a breath)."""
+        q = float(self._q[self._used].max()) if self._used.size else 0.0
+        n = min(self._updates * UPDATE_S, QUALITY_TAU_S) / self.window_s
+        return (n * q + CONFIDENCE_PRIOR) / (n + 1.0)
 
     def signs_known(self) -> bool:
         """Whether every source in use has an established polarity."""
