@@ -184,7 +184,8 @@ class Person:
         return max(omega, 0.2)
 
     def _new_breath(self) -> None:
-        self._breath_jitter = float(np.clip(self.rng.normal(1.0, self.physiology.breath_cv), 0.7, 1.3))
+        cv = self.physiology.breath_cv
+        self._breath_jitter = float(np.clip(self.rng.normal(1.0, cv), 0.7, 1.3))
         depth = self.spec.depth * float(np.clip(self.rng.normal(1.0, 0.1), 0.6, 1.4))
         if self.rng.uniform() < 1.0 / SIGH_EVERY:
             depth *= 2.3
