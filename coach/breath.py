@@ -173,9 +173,9 @@ class AccWave:
             a = max(min(len(d), used) / used, 1.0 - math.exp(-len(d) / (tau * self.fs_hz)))
             self._moments[row] += a * (new - self._moments[row])
 
-    def negate_shape(self) -> None:
-        """Turn the remembered shape over (the strap was turned over)."""
-        self._moments[:, 1] *= -1.0
+    def restart_shape(self) -> None:
+        """Remember the shape from the recent wave only (the strap was turned over)."""
+        self._moments[0] = self._moments[1]
 
     def shape_skew(self) -> tuple[float, float]:
         """Skewness of the wave's slope, long- and short-term: > 0 when the wave rises
@@ -320,7 +320,7 @@ class BreathEstimator:
                 w = self.windows["acc"]
                 w.push(1, t, y)
                 if w.shape_flipped:  # its memory of the shape was of the strap as it was
-                    self.acc.negate_shape()
+                    self.acc.restart_shape()
                     w.shape_flipped = False
                 w.shape_skew = self.acc.shape_skew()
 

@@ -433,7 +433,7 @@ SKEW_MIN: Final = 0.03  # |skewness| of the wave's slope that establishes a sign
 LAG_MIN_CORR: Final = 0.5  # correlation at a lag that makes it the person's own
 # s, heart rate behind the breath when a person's own lag is unknown: MARSH (RSA vs the
 # impedance wave) shows -0.5..0 s, the literature 0-3 s (docs/breathing.md, "Polarity")
-POPULATION_LAG_S: Final = 0.5
+POPULATION_LAG_S: Final = 0.75
 FLIP_TAU_S: Final = 8.0  # s, memory of the short-term evidence against a held sign
 FLIP_MIN: Final = 0.25  # correlation against the held sign that counts as contrary evidence
 FLIP_HOLD_S: Final = 20.0  # s of contrary evidence before a held sign changes (logged)
@@ -528,7 +528,7 @@ class BreathWindow:
         # (long, short)-term asymmetry of source 1 measured upstream, in a wider band
         # than the window's (chest motion): used instead of the window's own
         self.shape_skew: tuple[float, float] | None = None
-        self.shape_flipped = False  # the polarity changed: the owner of shape_skew negates it
+        self.shape_flipped = False  # the polarity changed: the owner of shape_skew restarts it
         self._updates = 0
         self.state: WindowState | None = None
         self._periods: dict[int, tuple[float, float] | None] = {}  # rate_bpm's, per state
@@ -733,9 +733,10 @@ class BreathWindow:
         self._contrary += UPDATE_S if against else -self._contrary
         if self._contrary >= FLIP_HOLD_S:
             self.signs[ks] = -held * r
-            self._xc[ks] = -self._xc[ks]
-            self._skew[ks] = -self._skew[ks]
-            self.shape_flipped = self.shape_skew is not None  # its owner negates it
+            # the long-term memory mixes both orientations: start it from the recent one
+            self._xc[ks] = self._xc_short[ks]
+            self._skew[ks] = self._skew_short[ks]
+            self.shape_flipped = self.shape_skew is not None  # its owner restarts it
             self._contrary = 0.0
             self.flips += 1
             log.warning("%s: polarity changed to %+d (strap turned over?)", self.label, -held)
