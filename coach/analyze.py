@@ -61,8 +61,12 @@ class Analysis:
         return out
 
 
-def _offline(waves: list[tuple[float, np.ndarray]], end_s: float, source: str) -> Analysis:
-    """Fuse waves that share the 4 Hz grid, then count breaths."""
+def _offline(
+    waves: list[tuple[float, np.ndarray]], end_s: float, source: str,
+    span_s: float = resp.LOCAL_SPAN_S,
+) -> Analysis:
+    """Fuse waves that share the 4 Hz grid, then count breaths (amplitude threshold
+    over +-``span_s``)."""
     waves = [(t0, w) for t0, w in waves if w.size > 8 * FS]
     grid = np.arange(0.0, math.floor(end_s) + 1.0)
     if not waves:
@@ -72,7 +76,7 @@ def _offline(waves: list[tuple[float, np.ndarray]], end_s: float, source: str) -
     n = min(c.size for c in cut)
     clean = [resp.resp_clean(c[:n], FS) for c in cut]
     weights = [resp.resp_quality(c, FS)[1] for c in clean]
-    b = resp.resp_breaths(resp.resp_fuse(clean, weights), FS, t0)
+    b = resp.resp_breaths(resp.resp_fuse(clean, weights), FS, t0, span_s)
     return Analysis(b.onset_s, b.exhale_s, grid, resp.resp_rate(b, grid), source)
 
 
@@ -88,7 +92,9 @@ def ecg_waves(
     ]
 
 
-def analyze_ecg(ecg_uv: np.ndarray, fs_hz: float, causal: bool = False) -> Analysis:
+def analyze_ecg(
+    ecg_uv: np.ndarray, fs_hz: float, causal: bool = False, span_s: float = resp.LOCAL_SPAN_S
+) -> Analysis:
     """Breathing from ECG: RSA fused with R amplitude and QRS area (EDR)."""
     end_s = ecg_uv.size / fs_hz
     if causal:
@@ -102,10 +108,12 @@ def analyze_ecg(ecg_uv: np.ndarray, fs_hz: float, causal: bool = False) -> Analy
     b = ecg_peaks(ecg_uv, fs_hz)
     if b.t_s.size < 3:
         return _offline([], end_s, "ecg")
-    return _offline(ecg_waves(b.t_s, b.amp_uv, b.area_uvs), end_s, "ecg")
+    return _offline(ecg_waves(b.t_s, b.amp_uv, b.area_uvs), end_s, "ecg", span_s)
 
 
-def analyze_rr(rr_ms: np.ndarray, causal: bool = False) -> Analysis:
+def analyze_rr(
+    rr_ms: np.ndarray, causal: bool = False, span_s: float = resp.LOCAL_SPAN_S
+) -> Analysis:
     """Breathing from R-R intervals alone (RSA); beat times are the running sum."""
     rr = np.asarray(rr_ms, dtype=np.float64)
     t = rr_beat_times(rr)
@@ -120,7 +128,7 @@ def analyze_rr(rr_ms: np.ndarray, causal: bool = False) -> Analysis:
         )
         return _replay(est, chunks, end_s, "rr", chunk_s=1.0)
     tc, rc = rr_clean(t, rr)
-    return _offline([beats_to_wave(*rsa_points(tc, rc))], end_s, "rr")
+    return _offline([beats_to_wave(*rsa_points(tc, rc))], end_s, "rr", span_s)
 
 
 def analyze_acc(acc_mg: np.ndarray, fs_hz: float, causal: bool = False) -> Analysis:

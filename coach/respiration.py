@@ -724,12 +724,14 @@ class BreathWindow:
             j = near.start + int(np.argmax(held * c[near]))
             self.lags_s[ks] = float(LAG_GRID_S[j]) if held * c[j] >= LAG_MIN_CORR else math.nan
             near = slice(max(j - 2, 0), j + 3)
-            against = float(np.max(held * c_short[near])) <= -FLIP_MIN
+            # only a clear lag shows a turned strap (weak correlations swing either way)
+            against = math.isfinite(self.lags_s[ks[0]]) and float(
+                np.max(held * c_short[near])) <= -FLIP_MIN
         else:
             against = shape_known and -held * skew_short >= SKEW_MIN
-        # sure long-term evidence against the held sign (an early decision on little
-        # evidence, e.g. a lag taken half a breath off) counts as well
-        against = against or (sure and sign != held)
+        # sure long-term evidence of the shape against the held sign (an early decision
+        # on little evidence, e.g. a lag taken half a breath off) counts as well
+        against = against or (sure and sign != held and how == "asymmetry")
         self._contrary += UPDATE_S if against else -self._contrary
         if self._contrary >= FLIP_HOLD_S:
             self.signs[ks] = -held * r
