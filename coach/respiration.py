@@ -434,6 +434,9 @@ LAG_MIN_CORR: Final = 0.5  # correlation at a lag that makes it the person's own
 # s, heart rate behind the breath when a person's own lag is unknown: MARSH (RSA vs the
 # impedance wave) shows -0.5..0 s, the literature 0-3 s (docs/breathing.md, "Polarity")
 POPULATION_LAG_S: Final = 0.75
+# s, the lag whose sign decides when the evidence is weak: on MARSH, R amplitude and QRS
+# area line up with heart rate at -0.5..0 s (docs/breathing.md, "Polarity")
+SIGN_PRIOR_LAG_S: Final = 0.0
 FLIP_TAU_S: Final = 8.0  # s, memory of the short-term evidence against a held sign
 FLIP_MIN: Final = 0.25  # correlation against the held sign that counts as contrary evidence
 FLIP_HOLD_S: Final = 20.0  # s of contrary evidence before a held sign changes (logged)
@@ -691,7 +694,9 @@ class BreathWindow:
         lag_sign = 1.0 if c[best] >= 0 else -1.0
         lead = (abs(c[best]) - max(float(np.max(-lag_sign * c)), 0.0)) / max(abs(c[best]), 1e-12)
         # each kind of evidence in units of what makes it sure; the stronger one decides
-        by_lag = lead / SIGN_MARGIN if have_hr else 0.0
+        # a lag read off a weak correlation is a guess (real ECG: R amplitude and heart
+        # rate often correlate < 0.3 at every lag)
+        by_lag = lead / SIGN_MARGIN if have_hr and abs(c[best]) >= LAG_MIN_CORR else 0.0
         # the shape of beat-sampled waves (R amplitude, QRS area) is no guide to their
         # sign (it is skewed either way); chest motion's, measured upstream, is
         shape_known = self.shape_skew is not None or not have_hr
@@ -703,8 +708,8 @@ class BreathWindow:
         held = self.signs[ks[0]]
         if held == 0:
             if self._updates >= SIGN_FORCE_UPDATES or (self._updates >= SIGN_MIN_UPDATES and sure):
-                if not sure and have_hr:  # little evidence: the sign at the population lag
-                    j = int(np.argmin(np.abs(LAG_GRID_S - POPULATION_LAG_S)))
+                if not sure and have_hr:  # little evidence: the sign at the prior lag
+                    j = int(np.argmin(np.abs(LAG_GRID_S - SIGN_PRIOR_LAG_S)))
                     sign, how = (1.0 if c[j] >= 0 else -1.0), "population lag"
                 self.signs[ks] = sign * r
                 j = int(np.argmax(sign * c))
@@ -725,8 +730,11 @@ class BreathWindow:
             self.lags_s[ks] = float(LAG_GRID_S[j]) if held * c[j] >= LAG_MIN_CORR else math.nan
             near = slice(max(j - 2, 0), j + 3)
             # only a clear lag shows a turned strap (weak correlations swing either way)
-            against = math.isfinite(self.lags_s[ks[0]]) and float(
-                np.max(held * c_short[near])) <= -FLIP_MIN
+            if math.isfinite(self.lags_s[ks[0]]):
+                against = float(np.max(held * c_short[near])) <= -FLIP_MIN
+            else:  # no clear lag: the long-term sign at the prior lag, if it is not weak
+                k = int(np.argmin(np.abs(LAG_GRID_S - SIGN_PRIOR_LAG_S)))
+                against = held * c[k] <= -FLIP_MIN
         else:
             against = shape_known and -held * skew_short >= SKEW_MIN
         # sure long-term evidence of the shape against the held sign (an early decision
