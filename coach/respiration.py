@@ -36,7 +36,7 @@ import numpy as np
 from scipy import signal
 
 WAVE_FS_HZ: Final = 4.0  # Hz, grid of derived breathing waves
-BAND_HZ: Final = (4.0 / 60.0, 0.6)  # Hz, breathing band: 4 .. 36 breaths/min
+BAND_HZ: Final = (0.1, 0.6)  # Hz, breathing band: 6 .. 36 breaths/min
 RATE_MIN_BPM: Final = 4.0  # breaths per minute
 RATE_MAX_BPM: Final = 40.0  # breaths per minute
 AMPLITUDE_FRACTION: Final = 0.3  # of the upper quartile of cycle amplitudes [1]
@@ -325,10 +325,12 @@ def _hann(n: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
-def _band(nfft: int, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+def _band(
+    nfft: int, fs_hz: float, band_hz: tuple[float, float] = BAND_HZ
+) -> tuple[np.ndarray, np.ndarray]:
     """Frequencies of the breathing band in an ``nfft`` spectrum, and their mask."""
     f = np.fft.rfftfreq(nfft, 1.0 / fs_hz)
-    band = (f >= BAND_HZ[0]) & (f <= BAND_HZ[1])
+    band = (f >= band_hz[0]) & (f <= band_hz[1])
     return f[band], band
 
 
@@ -349,7 +351,9 @@ def resp_qualities(waves: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndar
     return _prominences(_band_spectra(x, fs_hz), np.any(x != x[:, :1], axis=1))
 
 
-def _band_spectra(x: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray] | None:
+def _band_spectra(
+    x: np.ndarray, fs_hz: float, band_hz: tuple[float, float] = BAND_HZ
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(frequencies, spectra) in the breathing band of the centred, Hann-windowed rows;
     None if the rows are shorter than 8 s. Linear in the rows."""
     n = x.shape[1]
@@ -357,7 +361,7 @@ def _band_spectra(x: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray] 
         return None
     nfft = max(1024, 1 << math.ceil(math.log2(n)))
     spec = np.fft.rfft((x - x.mean(axis=1, keepdims=True)) * _hann(n), nfft, axis=1)
-    fb, band = _band(nfft, fs_hz)
+    fb, band = _band(nfft, fs_hz, band_hz)
     return fb, spec[:, band]
 
 
@@ -563,7 +567,8 @@ class BreathWindow:
         sd = x.std(axis=1)
         # a source of gain 0 only lends its sign: its spectrum is never needed
         used = self._used
-        spectra = _band_spectra(x[used], self.fs_hz)
+        # quality over the window's own band (chest motion reaches 3/min)
+        spectra = _band_spectra(x[used], self.fs_hz, (self.band_hz[0], BAND_HZ[1]))
         q = np.zeros(len(x))
         q[used] = _prominences(spectra, np.any(x[used] != x[used, :1], axis=1))[1]
         self._learn(x, sd, q)
@@ -581,7 +586,8 @@ class BreathWindow:
             x = x.copy()
             x[0] = np.concatenate([x[0, m:] - x[0].mean(), np.zeros(m)])
             fused = _fused(x, scale)
-            fused_spectrum = _band_spectra(fused[None, :], self.fs_hz)
+            fused_spectrum = _band_spectra(fused[None, :], self.fs_hz,
+                                           (self.band_hz[0], BAND_HZ[1]))
         else:
             fused = _fused(x, scale)
             fused_spectrum = None if spectra is None else (
