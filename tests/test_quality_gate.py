@@ -61,7 +61,7 @@ def test_noise_passes_the_gate_in_at_most_5_percent_of_windows(seed: int) -> Non
     assert np.mean(white) <= 0.05 and np.mean(still) <= 0.05
     # and the gate is not simply shut: shallow breathing passes once its confidence has
     # had a minute of windows to build
-    assert np.mean(breathing[60:]) >= 0.95
+    assert np.mean(breathing[60:]) >= 0.9
 
 
 def test_chest_motion_without_breathing_never_moves_the_orb() -> None:
