@@ -65,9 +65,6 @@ JUMP_TAU_S: Final = 30.0  # s, memory of the running rms change
 # move early (a fast inhale after a slow exhale; docs/breathing.md)
 ACC_HARMONICS: Final = 3.0
 ACC_WIDE_HZ: Final = 1.0  # Hz
-# Hz, band of the live ECG and RR windows: down to 4/min (the live phase against the
-# impedance wave: 64 deg median error vs 72 at 6/min; docs/breathing.md)
-LIVE_BAND_HZ: Final = (4.0 / 60.0, resp.BAND_HZ[1])
 SHAPE_BAND_HZ: Final = (0.05, 2.0)  # Hz: the breath's harmonics, for its asymmetry
 SHAPE_SETTLE_S: Final = 15.0  # s of chest motion before its shape is measured
 GRAVITY_TAU_S: Final = 20.0  # s, memory of the running mean removed from the chest motion
@@ -275,8 +272,8 @@ class BreathEstimator:
                 min_data_s=MIN_DATA_S,  # chest motion may start later than the beats
                 phase_cycles=resp.PHASE_CYCLES,
             ),
-            "ecg": resp.BreathWindow(3, band_hz=LIVE_BAND_HZ),
-            "rr": resp.BreathWindow(1, band_hz=LIVE_BAND_HZ),
+            "ecg": resp.BreathWindow(3),
+            "rr": resp.BreathWindow(1),
         }
         self.windows["acc"].harmonics, self.windows["acc"].wide_hz = ACC_HARMONICS, ACC_WIDE_HZ
         self.windows["ecg"].shift_rsa = True  # R amplitude and QRS area show the breath at once
