@@ -144,8 +144,8 @@ class CoRegulator:
         if self.guide and self._all_follow(t_s, partners, orb_plv):
             return RESONANCE_BPM, "guide"
         anchor = partners.get(self.anchor) if self.anchor else None
-        if anchor is None or anchor.status != "ok":
-            return None, "follow"
+        if anchor is None or anchor.status != "ok" or not anchor.trusted:
+            return None, "follow"  # steer only toward a rate whose confidence has held
         return anchor.rate_bpm, "follow"
 
     def _all_follow(
@@ -162,7 +162,7 @@ class CoRegulator:
 
     def _start(self, t_s: float, partners: Mapping[str, PartnerState]) -> Pacer | None:
         couple = [p for k, p in partners.items() if k in COUPLE]
-        rates = [p.rate_bpm for p in couple if p.rate_bpm is not None]
+        rates = [p.rate_bpm for p in couple if p.rate_bpm is not None and p.trusted]
         waited = t_s - self.t_origin_s >= PACER_START_WAIT_S
         if not rates or (len(rates) < len(couple) and not waited):
             return None

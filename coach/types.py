@@ -187,6 +187,9 @@ class PartnerState:
     coherence: float | None = None  # heart rhythm coherence ratio
     rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak-to-trough bpm
     regularity: float | None = None  # [0, 1], breath-to-breath
+    confidence: float | None = None  # [0, 1], of the breathing rate (coach/breath.py)
+    trusted: bool = False  # confidence has held the gate for 30 s: the pacer may follow
+    sources_disagree: bool = False  # chest motion and heart rate disagree on the rate
 
     def __post_init__(self) -> None:
         _check_label(self.label)
@@ -211,6 +214,9 @@ class PartnerState:
             "coherence": finite_or_none(self.coherence, 3),
             "rsa_bpm": finite_or_none(self.rsa_bpm, 2),
             "regularity": finite_or_none(self.regularity, 3),
+            "confidence": finite_or_none(self.confidence, 3),
+            "trusted": self.trusted,
+            "sources_disagree": self.sources_disagree,
         }
 
 

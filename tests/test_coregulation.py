@@ -106,11 +106,24 @@ def test_the_therapist_is_never_chosen_automatically_but_can_be_fixed() -> None:
     assert reg.anchor is None
 
 
-def _partners(rate_a: float, rate_b: float, **kw: object) -> dict[str, PartnerState]:
+def _partners(
+    rate_a: float, rate_b: float, trusted: bool = True, **kw: object
+) -> dict[str, PartnerState]:
     return {
-        "A": PartnerState("A", "ok", rate_bpm=rate_a, calm=0.8, **kw),  # type: ignore[arg-type]
-        "B": PartnerState("B", "ok", rate_bpm=rate_b, calm=0.3),
+        "A": PartnerState("A", "ok", rate_bpm=rate_a, calm=0.8, trusted=trusted,
+                          **kw),  # type: ignore[arg-type]
+        "B": PartnerState("B", "ok", rate_bpm=rate_b, calm=0.3, trusted=trusted),
     }
+
+
+def test_the_pacer_neither_starts_nor_steers_on_rates_it_does_not_trust() -> None:
+    reg = CoRegulator(0.0)
+    assert reg.update(0.0, _partners(8.0, 16.0, trusted=False)) is None
+    assert reg.update(50.0, _partners(8.0, 16.0, trusted=False)) is None  # waited, still not
+    start = reg.update(60.0, _partners(8.0, 16.0))
+    assert start is not None and start.rate_bpm == pytest.approx(12.0)
+    s = reg.update(120.0, _partners(4.5, 4.5, trusted=False))
+    assert s is not None and s.holding and s.rate_bpm == pytest.approx(12.0)
 
 
 def test_commands_steer_the_pacer() -> None:
