@@ -156,6 +156,40 @@ class Command:
     kind: CommandKind
     value: Any = None
     note: str = ""
+    id: str = ""  # the view's id for it, echoed in the session's receipt ("" = none)
+
+
+ReceiptOutcome = Literal["applied", "refused"]
+REFUSAL_REASONS = ("remote control off", "session ended", "rate limited")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The session's answer to commands: applied, or refused with a reason.
+
+    One receipt may answer many commands (a burst beyond the rate limit gets one summed
+    refusal): ``count`` is how many, ``ids`` the first of their ids (at most
+    :data:`RECEIPT_IDS`), so a view can tell its own command's fate.
+    """
+
+    outcome: ReceiptOutcome
+    kind: str = ""  # the command kind ("" when a summed receipt answers several kinds)
+    ids: tuple[str, ...] = ()
+    reason: str = ""  # for a refusal: one of REFUSAL_REASONS
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.outcome not in ("applied", "refused"):
+            raise ValueError(f"bad receipt outcome {self.outcome!r}")
+        if self.count < 1:
+            raise ValueError("a receipt answers at least one command")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "kind": self.kind, "ids": list(self.ids),
+                "reason": self.reason, "count": self.count}
+
+
+RECEIPT_IDS = 32  # ids a summed receipt lists
 
 
 # ----------------------------------------------------------------------------- states
@@ -183,7 +217,7 @@ class PartnerState:
     source: str | None = None  # breathing source in use: "acc", "ecg", "rr"
     quality: float | None = None  # [0, 1]
     battery_pct: int | None = None
-    alert: bool = False  # arousal spike: outside the window of tolerance
+    alert: bool | None = False  # arousal spike: outside the window of tolerance; None unknown
     coherence: float | None = None  # heart rhythm coherence ratio
     rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak-to-trough bpm
     regularity: float | None = None  # [0, 1], breath-to-breath
@@ -282,6 +316,7 @@ class SessionState:
     pacer: PacerState | None = None
     markers: tuple[Marker, ...] = ()  # markers set since the previous state
     extra: Mapping[str, Any] = field(default_factory=dict)
+    receipts: tuple[Receipt, ...] = ()  # answers to commands since the previous state
 
     def to_json(self, t_origin_s: float = 0.0) -> dict[str, Any]:
         """The JSON object printed by ``coach demo --json`` and published over MQTT.
@@ -304,5 +339,7 @@ class SessionState:
                 {"t_s": round(m.t_s - t_origin_s, 3), "kind": m.kind, "note": m.note}
                 for m in self.markers
             ]
+        if self.receipts:
+            out["receipts"] = [r.to_json() for r in self.receipts]
         out.update(self.extra)
         return out
