@@ -1,9 +1,18 @@
-"""The therapist's controls: each one sends a :class:`Command` and returns at once."""
+"""The therapist's controls: each one sends a :class:`Command` and returns at once.
+
+Every command carries an id; the feedback line says "sent" until the session's
+receipt for that id arrives (on a state), then "applied" or the refusal, or "no answer
+from the room" after :data:`ANSWER_WAIT_S` (a broker's ACL drops a forbidden publish
+silently). Controls the view may not use are disabled with a tooltip saying why.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -22,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from coach.types import Command
+from coach.types import Command, Receipt
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,10 @@ RATIOS: tuple[tuple[str, float], ...] = (
 )
 PACE_MIN_BPM, PACE_MAX_BPM = 4.5, 20.0  # breaths per minute the pace box allows
 STOP_CONFIRM_MS = 3000  # ms a first click on "Stop" waits for the second
+ANSWER_WAIT_S = 3.0  # wall seconds a command waits for its receipt
+REASON_TEXT = {"remote control off": "remote control is off",
+               "session ended": "the session has ended",
+               "rate limited": "too many commands (at most 5 a second)"}
 
 
 class ControlPanel(QWidget):
@@ -65,8 +78,13 @@ class ControlPanel(QWidget):
         self.feedback.setObjectName("muted")
         self.feedback.setWordWrap(True)
         col.addWidget(self.feedback)
-        self._feedback_timer = QTimer(self, singleShot=True, interval=4000)
+        self._tips = {w: w.toolTip() for w in self.command_widgets()}  # tooltips when enabled
+        self._feedback_timer = QTimer(self, singleShot=True, interval=6000)
         self._feedback_timer.timeout.connect(lambda: self.feedback.setText(""))
+        self._pending: dict[str, tuple[float, str]] = {}  # id -> (sent at, description)
+        self._now: Callable[[], float] = time.monotonic  # wall time: a person waits
+        self._why_not = ""  # why the view may not send commands now ("" = it may)
+        self._ended = False
 
     # ------------------------------------------------------------------ building
     def _session_box(self) -> QGroupBox:
@@ -116,7 +134,8 @@ class ControlPanel(QWidget):
         self.guide = QCheckBox("Guide toward resonance (6/min)")
         self.guide.toggled.connect(lambda on: self.send(Command(kind="guide", value=on)))
         grid.addWidget(self.guide, 4, 0, 1, 3)
-        QShortcut(QKeySequence(Qt.Key.Key_Space), self, self.pause.toggle)
+        QShortcut(QKeySequence(Qt.Key.Key_Space), self,
+                  lambda: self.pause.toggle() if self.pause.isEnabled() else None)
         return box
 
     def _anchor_buttons(self, labels: tuple[str, ...]) -> QWidget:
@@ -155,16 +174,61 @@ class ControlPanel(QWidget):
     # ------------------------------------------------------------------ actions
     def send(self, cmd: Command) -> None:
         """Hand a command to the session; a refusal is shown, never raised into Qt."""
+        cmd = replace(cmd, id=cmd.id or uuid.uuid4().hex[:12])
         try:
             self._send(cmd)
         except (ValueError, TypeError, RuntimeError) as exc:
             log.warning("command %s refused: %s", cmd, exc)
-            self._say(f"Not sent ({cmd.kind}): {exc}")
+            self._say(f"Not sent ({describe(cmd)}): {REASON_TEXT.get(str(exc), exc)}")
             return
+        self._pending[cmd.id] = (self._now(), describe(cmd))
         self._say(f"Sent: {describe(cmd)}")
+
+    def take_receipts(self, receipts: Iterable[Receipt]) -> None:
+        """Show the session's answer to commands this panel sent."""
+        for receipt in receipts:
+            for cmd_id in receipt.ids:
+                sent = self._pending.pop(cmd_id, None)
+                if sent is None:
+                    continue
+                if receipt.outcome == "applied":
+                    self._say(f"Applied: {sent[1]}")
+                else:
+                    why = REASON_TEXT.get(receipt.reason, receipt.reason)
+                    more = f" ({receipt.count} commands)" if receipt.count > 1 else ""
+                    self._say(f"{sent[1]}: refused: {why}{more}")
+
+    def check_answers(self) -> None:
+        """Commands unanswered for :data:`ANSWER_WAIT_S`: say so (call every frame)."""
+        if not self._pending:
+            return
+        now = self._now()
+        late = [k for k, (t, _) in self._pending.items() if now - t > ANSWER_WAIT_S]
+        for k in late:
+            _, what = self._pending.pop(k)
+            self._say(f"{what}: no answer from the room")
+
+    def set_allowed(self, why_not: str) -> None:
+        """Enable the session's commands, or disable them with ``why_not`` as tooltip."""
+        why_not = why_not or ("the session has ended" if self._ended else "")
+        if why_not == self._why_not:
+            return
+        self._why_not = why_not
+        for w in self.command_widgets():
+            w.setEnabled(not why_not)
+            w.setToolTip(why_not or self._tips.get(w, ""))
+        self.pace.setEnabled(not why_not and not self.pace_auto.isChecked())
+
+    def command_widgets(self) -> list[QWidget]:
+        """Every widget that sends a command to the session."""
+        return [self.baseline, self.pause, *self.anchor_buttons.values(), self.pace_auto,
+                self.pace, self.ratio, self.guide, *self.marker_buttons.values(), self.note]
 
     def mark(self, kind: str) -> None:
         """A marker, carrying the note being typed (a bare note needs text)."""
+        if self._why_not:  # a shortcut of a disabled control
+            self._say(f"Not sent: {self._why_not}")
+            return
         note = self.note.text().strip()
         if kind == "note" and not note:
             return
@@ -211,13 +275,22 @@ class ControlPanel(QWidget):
             self.set_running(self._running)
 
     def set_running(self, running: bool, ended: bool = False) -> None:
-        """Show whether the session runs (called by the app as it starts and stops)."""
+        """Show whether the session runs (called by the app as it starts and stops).
+
+        Once it has ended, every control is disabled.
+        """
         self._running = running
         self.start_stop.setText("Stop session" if running else (
             "Session ended" if ended else "Start session"))
         can = (self._on_stop is not None) if running else (
             self._on_start is not None and not ended)
         self.start_stop.setEnabled(can)
+        if not can and self._on_start is None and self._on_stop is None:
+            self.start_stop.setToolTip("the room starts and stops its own session")
+        if ended and not running:
+            self._ended = True
+            self._why_not = ""
+            self.set_allowed("the session has ended")
 
     def _say(self, text: str) -> None:
         self.feedback.setText(text)

@@ -75,8 +75,12 @@ class Header(QFrame):
         row.addStretch(1)
         row.addWidget(self.sync)
         self._holding_shown = False
+        self._run_word = "not started"
+        self._stale = ""
 
     def show_state(self, state: SessionState, t_origin_s: float) -> None:
+        if self._stale:
+            self.set_stale("")
         seconds = max(0.0, state.t_s - t_origin_s)
         self.time.setText(f"{int(seconds // 60):02d}:{int(seconds % 60):02d}")
         color = style.PARTNER_COLOR.get(state.anchor or "", style.MUTED)
@@ -94,4 +98,25 @@ class Header(QFrame):
         self.sync.setText(sync_text(sync if isinstance(sync, Mapping) else None))
 
     def set_running(self, running: bool, ended: bool = False) -> None:
-        self.run_state.setText("running" if running else ("ended" if ended else "not started"))
+        self._run_word = "running" if running else ("ended" if ended else "not started")
+        if not self._stale:
+            self.run_state.setText(self._run_word)
+
+    def set_stale(self, word: str) -> None:
+        """Grey, values dashed, the clock stopped and marked with ``word`` ("no data",
+        "offline", "ended"); "" to go back to showing states."""
+        if word == self._stale:
+            return
+        self._stale = word
+        if word:
+            self.setStyleSheet(f"QLabel {{ color: {style.MUTED}; }}")
+            self.run_state.setText(f"■ clock stopped · {word}")
+            self.anchor.setText("Anchor –")
+            self.pacer.setText("Orb – /min")
+            self.holding.setText("")
+            self.holding.setStyleSheet("")
+            self._holding_shown = False
+            self.sync.setText("")
+        else:
+            self.setStyleSheet("")
+            self.run_state.setText(self._run_word)

@@ -45,7 +45,7 @@ class PartnerPanel(QFrame):
         self.label = label
         self.setObjectName("card")
         self._color = style.PARTNER_COLOR.get(label, style.TEXT)
-        self._alerting = False
+        self._alerting: bool | None = False  # None: greyed, no current data
         row = QHBoxLayout(self)
         row.setContentsMargins(10, 8, 10, 8)
         row.addWidget(self._build_numbers(), 0)
@@ -96,6 +96,22 @@ class PartnerPanel(QFrame):
         grid.addWidget(value, row + 1, col)
         return value
 
+    def set_stale(self, word: str) -> None:
+        """No current data (``word``: "no data", "offline", "ended"): grey, values dashed,
+        and no claim about the strap."""
+        for w in (self.hr, self.rate, self.rmssd):
+            w.setText("\u2013")
+        self.extra.setText("")
+        self._extra_caption.setText("")
+        self.calm.setValue(0)
+        self.calm.setFormat("\u2013")
+        self.badge.setText("")
+        self.strap.setText(f'<span style="color:{style.MUTED}; font-weight:700">'
+                           f"\u25cb {word}</span>")
+        self._alerting = None
+        self.setStyleSheet(f"QFrame#card {{ border: 1px dashed {style.PANEL_EDGE}; }}"
+                           f" QLabel {{ color: {style.MUTED}; }}")
+
     def show_state(self, p: PartnerState, anchor: str | None, alerting: bool) -> None:
         """Write one partner's latest numbers and strap status."""
         self.hr.setText(fmt(p.hr_bpm, 0, "bpm"))
@@ -137,4 +153,6 @@ def strap_text(p: PartnerState) -> str:
         parts.append(f'signal <span style="color:{q_color}">{p.quality:.2f}</span>')
     if p.source:
         parts.append(f"via {_SOURCE_TEXT.get(p.source, p.source)}")
+    if p.alert is None:
+        parts.append(f'<span style="color:{style.MUTED}">arousal unknown</span>')
     return " \u00b7 ".join(parts)
