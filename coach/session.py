@@ -111,9 +111,26 @@ class Session:
         (one at the very moment of a tick waits for the next), so that a replay, whose
         commands and ticks may fall due in another order at the same instant, applies
         it at the same tick as the live session did.
+
+        At most :data:`COMMANDS_PER_S` are taken per second of session; the rest are
+        dropped unrecorded, counted, and answered by one summed refusal in the next
+        state. Raises :class:`CommandRefused` once the session has ended.
         """
-        self._emit(cmd)
+        if self.ended:
+            raise CommandRefused("session ended")
         now = self.clock.now() if self._started else self.t_origin_s
+        recent = self._command_times
+        while recent and recent[0] <= now - 1.0:
+            recent.popleft()
+        if len(recent) >= COMMANDS_PER_S:
+            self.commands_dropped += 1
+            self.refusals.add(cmd, "rate limited")
+            if self.commands_dropped & (self.commands_dropped - 1) == 0:  # 1, 2, 4, 8...
+                log.warning("command %s dropped: over %d a second (%d dropped so far)",
+                            cmd.kind, COMMANDS_PER_S, self.commands_dropped)
+            return
+        recent.append(now)
+        self._emit(cmd)
         marker = None
         if cmd.kind == "marker":
             marker = Marker(now, str(cmd.value or "note"), cmd.note)

@@ -189,7 +189,7 @@ class Receipt:
                 "reason": self.reason, "count": self.count}
 
 
-RECEIPT_IDS = 32  # ids a summed receipt lists
+RECEIPT_IDS = 8  # ids a summed receipt lists (a view sends a few a second)
 
 
 # ----------------------------------------------------------------------------- states
