@@ -78,7 +78,8 @@ class TherapistDashboard(QMainWindow):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.tick)
         self._timer.start(max(10, round(1000 / fps)))
-        self.resize(1280, 800)
+        avail = self.screen().availableGeometry()  # never larger than the screen
+        self.resize(min(1280, avail.width()), min(800, avail.height()))
 
     # ------------------------------------------------------------------ layout
     def _build(self, labels: tuple[str, ...]) -> None:
@@ -139,7 +140,6 @@ class TherapistDashboard(QMainWindow):
         panel = self.panels.get(label)
         if panel is None:
             panel = PartnerPanel(label)
-            panel.setMinimumHeight(140)
             self.panels[label] = panel
             self.partner_box.addWidget(panel)
         return panel

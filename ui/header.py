@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QWidget
+from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QWidget
 
 from coach.types import PacerState, SessionState
 from ui import style
@@ -57,9 +57,10 @@ class Header(QFrame):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("card")
-        row = QHBoxLayout(self)
-        row.setContentsMargins(12, 6, 12, 6)
-        row.setSpacing(22)
+        grid = QGridLayout(self)
+        grid.setContentsMargins(12, 4, 12, 4)
+        grid.setHorizontalSpacing(18)
+        grid.setVerticalSpacing(0)
         self.time = QLabel("00:00")
         self.time.setObjectName("big")
         self.run_state = QLabel("not started")
@@ -68,12 +69,15 @@ class Header(QFrame):
         self.anchor.setObjectName("big")
         self.pacer = QLabel(pacer_text(None))
         self.pacer.setStyleSheet("font-size: 15px;")
+        self.pacer.setWordWrap(True)  # long words wrap: the header never widens the window
         self.holding = QLabel("")
         self.sync = QLabel("")
-        for w in (self.time, self.run_state, self.anchor, self.pacer, self.holding):
-            row.addWidget(w)
-        row.addStretch(1)
-        row.addWidget(self.sync)
+        self.sync.setWordWrap(True)
+        for col, w in enumerate((self.time, self.run_state, self.anchor, self.pacer,
+                                 self.holding)):
+            grid.addWidget(w, 0, col)
+        grid.setColumnStretch(3, 1)
+        grid.addWidget(self.sync, 1, 0, 1, 5)  # a line of its own: it is the longest
         self._holding_shown = False
         self._run_word = "not started"
         self._stale = ""
@@ -110,9 +114,10 @@ class Header(QFrame):
         self._stale = word
         if word:
             self.setStyleSheet(f"QLabel {{ color: {style.MUTED}; }}")
-            self.run_state.setText(f"■ clock stopped · {word}")
-            self.anchor.setText("Anchor –")
-            self.pacer.setText("Orb – /min")
+            self.run_state.setText(word if word == "ended" else
+                                   f"\u25a0 clock stopped \u00b7 {word}")
+            self.anchor.setText("Anchor \u2013")
+            self.pacer.setText("Orb \u2013 /min")
             self.holding.setText("")
             self.holding.setStyleSheet("")
             self._holding_shown = False
