@@ -62,11 +62,13 @@ class ControlPanel(QWidget):
         labels: tuple[str, ...] = ("A", "B"),
         on_start: Callable[[], None] | None = None,
         on_stop: Callable[[], None] | None = None,
+        on_show_orb: Callable[[], None] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self._send = send
         self._on_start, self._on_stop = on_start, on_stop
+        self._on_show_orb = on_show_orb
         self._running = False
         self._confirming = False
         col = QVBoxLayout(self)
@@ -89,15 +91,22 @@ class ControlPanel(QWidget):
     # ------------------------------------------------------------------ building
     def _session_box(self) -> QGroupBox:
         box = QGroupBox("Session")
-        row = QHBoxLayout(box)
+        grid = QGridLayout(box)
         self.start_stop = QPushButton("Start session")
         self.start_stop.clicked.connect(self._start_stop_clicked)
         self.start_stop.setEnabled(self._on_start is not None)
         self.baseline = QPushButton("Record baseline")
         self.baseline.setToolTip("Take each partner's resting baseline now")
         self.baseline.clicked.connect(lambda: self.send(Command(kind="baseline")))
-        row.addWidget(self.start_stop)
-        row.addWidget(self.baseline)
+        grid.addWidget(self.start_stop, 0, 0)
+        grid.addWidget(self.baseline, 0, 1)
+        self.show_orb = QPushButton("Show the orb  [Ctrl+O]")
+        self.show_orb.setToolTip("Open the couple's orb again, or bring it to the front")
+        self.show_orb.setVisible(self._on_show_orb is not None)
+        if self._on_show_orb is not None:
+            self.show_orb.clicked.connect(self._on_show_orb)
+            QShortcut(QKeySequence("Ctrl+O"), self, self._on_show_orb)
+        grid.addWidget(self.show_orb, 1, 0, 1, 2)
         return box
 
     def _pacer_box(self, labels: tuple[str, ...]) -> QGroupBox:

@@ -52,6 +52,7 @@ class TherapistDashboard(QMainWindow):
         labels: tuple[str, ...] = ("A", "B"),
         on_start: Callable[[], None] | None = None,
         on_stop: Callable[[], None] | None = None,
+        on_show_orb: Callable[[], None] | None = None,
         fps: float = style.DASHBOARD_FPS,
         parent: QWidget | None = None,
     ) -> None:
@@ -65,7 +66,8 @@ class TherapistDashboard(QMainWindow):
         self.trend = Ring(style.TREND_CAPACITY, trend_columns(LABELS))
         self.panels: dict[str, PartnerPanel] = {}
         self.controls = ControlPanel(session.command, labels=labels,
-                                     on_start=on_start, on_stop=on_stop)
+                                     on_start=on_start, on_stop=on_stop,
+                                     on_show_orb=on_show_orb)
         self.watch = LivenessWatch(session)
         self.liveness = Liveness(True)
         self._running, self._ended = False, False

@@ -47,6 +47,7 @@ class OrbFrame:
     word: str = ""
     word_alpha: float = 0.0
     partners: Mapping[str, float] = field(default_factory=dict)
+    word_scale: float = 1.0
 
 
 class OrbAnimator:
@@ -141,7 +142,7 @@ def paint_orb(
     for label, level in frame.partners.items():
         _paint_partner_ring(p, c, radius_for_level(level, rect.width(), rect.height()), label)
     if frame.word and frame.word_alpha > 0.01:
-        _paint_word(p, rect, frame.word, frame.word_alpha)
+        _paint_word(p, rect, frame.word, frame.word_alpha, frame.word_scale)
     return r
 
 
@@ -184,17 +185,18 @@ def _paint_partner_ring(p: QPainter, c: QPointF, r: float, label: str) -> None:
     p.drawEllipse(c, r, r)
 
 
-def _paint_word(p: QPainter, rect: QRectF, word: str, alpha: float) -> None:
+def _paint_word(p: QPainter, rect: QRectF, word: str, alpha: float, scale: float = 1.0) -> None:
     font = QFont()
-    font.setPixelSize(max(12, int(min(rect.width(), rect.height()) * 0.045)))
+    font.setPixelSize(max(12, int(min(rect.width(), rect.height()) * 0.045 * scale)))
     font.setWeight(QFont.Weight.Light)
     font.setLetterSpacing(QFont.SpacingType.PercentageSpacing, 115)
     p.setFont(font)
     color = QColor(style.ORB_WORDS)
     color.setAlphaF(0.55 * alpha)
     p.setPen(color)
-    band = QRectF(rect.left(), rect.top() + rect.height() * 0.89, rect.width(),
-                  rect.height() * 0.08)
+    band_h = rect.height() * 0.08 * scale
+    band = QRectF(rect.left(), rect.bottom() - band_h - rect.height() * 0.03, rect.width(),
+                  band_h)
     p.drawText(band, Qt.AlignmentFlag.AlignCenter, word)
 
 
@@ -208,6 +210,7 @@ class OrbWindow(QWidget):
         session: SessionView,
         *,
         show_words: bool = True,
+        word_scale: float = 1.0,
         show_partners: bool = True,
         fps: float | None = None,
         parent: QWidget | None = None,
@@ -219,6 +222,7 @@ class OrbWindow(QWidget):
         self._session = session
         self._clock = ClockReader(session.clock)
         self.show_words = show_words
+        self.word_scale = word_scale
         self.show_partners = show_partners
         self._animator = OrbAnimator()
         self._radius = 0.0
@@ -264,7 +268,7 @@ class OrbWindow(QWidget):
             couple = {k: v for k, v in state.partners.items() if k != "T"}
             partners = self._animator.partner_levels(couple, inhale, dt)
         self._last_paint_t = t_s
-        return OrbFrame(level, word, alpha, partners)
+        return OrbFrame(level, word, alpha, partners, self.word_scale)
 
     @property
     def interval_ms(self) -> int:

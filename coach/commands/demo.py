@@ -46,6 +46,11 @@ def add_window_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--windowed", dest="fullscreen", action="store_false", help="orb in a window")
     g.add_argument("--no-orb", action="store_true", help="dashboard only")
     g.add_argument("--no-dashboard", action="store_true", help="orb only")
+    words = g.add_mutually_exclusive_group()
+    words.add_argument("--no-words", action="store_true",
+                       help="no 'in'/'out' words under the orb")
+    words.add_argument("--large-words", action="store_true",
+                       help="the orb's words twice as large (a TV across the room)")
 
 
 def main(args: argparse.Namespace) -> int:

@@ -161,6 +161,8 @@ def _run_with_windows(addresses: dict[str, str], args: argparse.Namespace,
         dashboard=not getattr(args, "no_dashboard", False),
         screen=getattr(args, "screen", None),
         fullscreen=getattr(args, "fullscreen", None),
+        words=not getattr(args, "no_words", False),
+        word_scale=2.0 if getattr(args, "large_words", False) else 1.0,
         quit_when_done=getattr(args, "duration", None) is not None,
         labels=tuple(addresses),
     )
