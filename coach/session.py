@@ -234,6 +234,10 @@ class Session:
         sync = self.synchrony.latest
         pacer = self.coregulator.update(t_s, partners, sync.get("orb_plv"))
         extra = self._extra
+        left = [x for tr in self.trackers.values() if tr.label != "T"
+                if (x := tr.calm.baseline_left_s(t_s)) is not None]
+        if left:  # views say "listening" rather than what the orb is not doing yet
+            extra = {**extra, "baseline_left_s": round(max(left), 1)}
         state = SessionState(t_s, partners, self.coregulator.anchor, pacer, markers, extra,
                              receipts=receipts)
         self.states.publish(state)

@@ -140,7 +140,7 @@ class Marker:
 
 
 CommandKind = Literal[
-    "pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "baseline"
+    "pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "baseline", "hold"
 ]
 
 
@@ -150,7 +150,9 @@ class Command:
 
     ``anchor``: value is a label or None (automatic); ``pace``: breaths/min or None
     (automatic); ``ratio``: inhale/exhale; ``guide``: bool; ``marker``: value is the
-    marker kind and ``note`` its text.
+    marker kind and ``note`` its text. ``hold`` (value bool): keep breathing at the
+    present rate; ``pause``: the orb rests at the end of its exhale (``resume`` ends
+    both).
     """
 
     kind: CommandKind
@@ -261,7 +263,8 @@ class PacerState:
     rate_bpm: float
     ie_ratio: float = 4.0 / 6.0
     holding: bool = False  # the pacer holds its rate (alert, lost anchor, paused)
-    mode: str = "follow"  # "follow", "manual", "guide", "paused"
+    mode: str = "follow"  # "follow", "manual", "guide", "held", "paused" (at rest), "alert"
+    target_bpm: float | None = None  # where the rate is heading (a fixed pace), if known
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.phase0 < TWO_PI:
@@ -272,8 +275,14 @@ class PacerState:
             raise ValueError("ie_ratio must be positive")
 
     def phase_at(self, t_s: float) -> float:
-        """Orb phase in radians at host time ``t_s``."""
-        return (self.phase0 + TWO_PI * self.rate_bpm / 60.0 * (t_s - self.t0_s)) % TWO_PI
+        """Orb phase in radians at host time ``t_s``.
+
+        Paused, the orb finishes its breath and rests at the end of the exhale.
+        """
+        phase = self.phase0 + TWO_PI * self.rate_bpm / 60.0 * (t_s - self.t0_s)
+        if self.mode == "paused":
+            return min(phase, REST_PHASE)
+        return phase % TWO_PI
 
     @property
     def inhale_fraction(self) -> float:
@@ -293,7 +302,11 @@ class PacerState:
             "ie_ratio": round(self.ie_ratio, 4),
             "holding": self.holding,
             "mode": self.mode,
+            **({} if self.target_bpm is None else {"target_bpm": round(self.target_bpm, 3)}),
         }
+
+
+REST_PHASE = TWO_PI * (1.0 - 1e-9)  # the end of an exhale, where a paused orb rests
 
 
 def orb_level(phase: float, inhale_fraction: float) -> float:

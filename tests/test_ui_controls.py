@@ -32,9 +32,19 @@ def _last(stand_in) -> Command:
 def test_pause_and_resume(dash, stand_in, qtbot) -> None:
     qtbot.mouseClick(dash.controls.pause, Qt.MouseButton.LeftButton)
     assert _last(stand_in) == Command(kind="pause")
-    assert dash.controls.pause.text() == "Resume pacer"
+    assert dash.controls.pause.text() == "Resume"
     qtbot.mouseClick(dash.controls.pause, Qt.MouseButton.LeftButton)
     assert _last(stand_in) == Command(kind="resume")
+
+
+def test_hold_pace_is_not_pause(dash, stand_in, qtbot) -> None:
+    qtbot.mouseClick(dash.controls.hold, Qt.MouseButton.LeftButton)
+    assert _last(stand_in) == Command(kind="hold", value=True)
+    qtbot.mouseClick(dash.controls.pause, Qt.MouseButton.LeftButton)
+    assert _last(stand_in) == Command(kind="pause")
+    qtbot.mouseClick(dash.controls.pause, Qt.MouseButton.LeftButton)  # resume ends both
+    assert _last(stand_in) == Command(kind="resume")
+    assert not dash.controls.hold.isChecked()
 
 
 @pytest.mark.parametrize("value", ["A", "B", None])

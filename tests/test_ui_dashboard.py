@@ -141,3 +141,32 @@ def test_unknown_values_render_as_dashes(dash, stand_in, make_state, qtbot) -> N
                                              (0.5, "4:8")])
 def test_ratio_text(ratio, text) -> None:
     assert _ratio_text(ratio) == text
+
+
+def test_header_words_match_what_the_orb_does(qtbot, stand_in, make_state) -> None:
+    """During the baseline the header says it listens (not "following the anchor",
+    not HOLDING); a fixed pace shows its target and when the orb reaches it at the
+    slew limit of 1 breath/min per minute; a pause says the orb rests."""
+    from coach.types import PacerState
+    from ui.dashboard import TherapistDashboard
+
+    dash = TherapistDashboard(stand_in)
+    qtbot.addWidget(dash)
+    t0 = stand_in.clock.now()
+    follow = PacerState(t0, 0.0, 10.3, holding=True, mode="follow")
+    stand_in.states.publish(make_state(t0 + 48.0, pacer=follow, anchor=None,
+                                       extra={"baseline_left_s": 72.0}))
+    dash.tick()
+    assert "listening: baseline 1:12 left" in dash.header.pacer.text()
+    assert "following" not in dash.header.pacer.text()
+    assert dash.header.holding.text() == ""
+    fixed = PacerState(t0, 0.0, 10.3, mode="manual", target_bpm=5.0)
+    stand_in.states.publish(make_state(t0 + 200.0, pacer=fixed))
+    dash.tick()
+    assert "fixed pace 5.0 /min, there in 5:18" in dash.header.pacer.text()
+    assert dash.controls.pace.value() == 10.5  # the box shows the orb's pace while auto
+    paused = PacerState(t0, 0.0, 10.3, holding=True, mode="paused")
+    stand_in.states.publish(make_state(t0 + 201.0, pacer=paused))
+    dash.tick()
+    assert "resting after the exhale" in dash.header.pacer.text()
+    assert dash.header.holding.text() == " PAUSED "

@@ -112,11 +112,18 @@ class ControlPanel(QWidget):
     def _pacer_box(self, labels: tuple[str, ...]) -> QGroupBox:
         box = QGroupBox("Pacer")
         grid = QGridLayout(box)
-        self.pause = QPushButton("Pause pacer")
+        self.hold = QPushButton("Hold pace")
+        self.hold.setCheckable(True)
+        self.hold.setToolTip("Keep breathing at this rate: the orb stops moving toward "
+                             "the anchor's pace")
+        self.hold.toggled.connect(self._hold_toggled)
+        self.pause = QPushButton("Pause")
         self.pause.setCheckable(True)
-        self.pause.setToolTip("Space")
+        self.pause.setToolTip("Space: the orb finishes this breath and rests, softly, at "
+                              "the end of the exhale")
         self.pause.toggled.connect(self._pause_toggled)
-        grid.addWidget(self.pause, 0, 0, 1, 3)
+        grid.addWidget(self.hold, 0, 0, 1, 2)
+        grid.addWidget(self.pause, 0, 2)
         grid.addWidget(QLabel("Anchor"), 1, 0)
         grid.addWidget(self._anchor_buttons(labels), 1, 1, 1, 2)
         grid.addWidget(QLabel("Pace"), 2, 0)
@@ -230,7 +237,8 @@ class ControlPanel(QWidget):
 
     def command_widgets(self) -> list[QWidget]:
         """Every widget that sends a command to the session."""
-        return [self.baseline, self.pause, *self.anchor_buttons.values(), self.pace_auto,
+        return [self.baseline, self.hold, self.pause, *self.anchor_buttons.values(),
+                self.pace_auto,
                 self.pace, self.ratio, self.guide, *self.marker_buttons.values(), self.note]
 
     def mark(self, kind: str) -> None:
@@ -245,8 +253,24 @@ class ControlPanel(QWidget):
         self.note.clear()
 
     def _pause_toggled(self, paused: bool) -> None:
-        self.pause.setText("Resume pacer" if paused else "Pause pacer")
-        self.send(Command(kind="pause" if paused else "resume"))
+        self.pause.setText("Resume" if paused else "Pause")
+        if paused:
+            self.send(Command(kind="pause"))
+        else:  # resume ends a hold too: say so on the button
+            self.hold.blockSignals(True)
+            self.hold.setChecked(False)
+            self.hold.blockSignals(False)
+            self.send(Command(kind="resume"))
+
+    def _hold_toggled(self, held: bool) -> None:
+        self.send(Command(kind="hold", value=held))
+
+    def show_pacer(self, rate_bpm: float | None) -> None:
+        """While the pace is automatic, the pace box shows the orb's rate (no command)."""
+        if rate_bpm is not None and self.pace_auto.isChecked():
+            self.pace.blockSignals(True)
+            self.pace.setValue(round(rate_bpm * 2) / 2)
+            self.pace.blockSignals(False)
 
     def _anchor_clicked(self, index: int) -> None:
         value = list(self.anchor_buttons)[index]
@@ -318,4 +342,6 @@ def describe(cmd: Command) -> str:
         return f"in:out {cmd.note or cmd.value}"
     if cmd.kind == "guide":
         return "guide on" if cmd.value else "guide off"
+    if cmd.kind == "hold":
+        return "hold pace" if cmd.value else "release the held pace"
     return cmd.kind

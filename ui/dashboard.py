@@ -234,6 +234,7 @@ class TherapistDashboard(QMainWindow):
         if self._trend_parts:
             self._render_trends(state, origin, self._trend_parts.pop(0))
         self.header.show_state(state, origin)
+        self.controls.show_pacer(state.pacer.rate_bpm if state.pacer is not None else None)
         self._show_alerts(alerts)
 
     def _render_trends(self, state: SessionState, origin: float, part: int) -> None:

@@ -7,11 +7,14 @@ from typing import Any
 
 from PySide6.QtWidgets import QFrame, QGridLayout, QLabel, QWidget
 
+from coach.config import PACER_SLEW_BPM_PER_MIN
 from coach.types import PacerState, SessionState
 from ui import style
 
 _MODE_TEXT = {"follow": "following the anchor", "manual": "fixed pace",
-              "guide": "guiding to resonance", "paused": "paused"}
+              "guide": "guiding to resonance", "held": "holding this pace",
+              "paused": "paused: resting after the exhale", "alert": "holding: arousal alert"}
+_BADGE = {"paused": " PAUSED ", "held": " HELD "}  # else " HOLDING " while it holds
 
 
 def _ratio_text(ie_ratio: float) -> str:
@@ -25,10 +28,26 @@ def _ratio_text(ie_ratio: float) -> str:
     return f"1:{1 / ie_ratio:.2f}"
 
 
-def pacer_text(pacer: PacerState | None) -> str:
+def minutes_text(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    return f"{int(seconds // 60)}:{int(seconds % 60):02d}"
+
+
+def pacer_text(pacer: PacerState | None, baseline_left_s: float | None = None) -> str:
+    """The orb's pace and what it is doing, in words that match what the couple sees."""
+    listening = (f"listening: baseline {minutes_text(baseline_left_s)} left"
+                 if baseline_left_s is not None else None)
     if pacer is None:
-        return "Orb: waiting for both partners' breathing"
+        waiting = "Orb: waiting for both partners' breathing"
+        return f"{waiting} \u00b7 {listening}" if listening else waiting
     mode = _MODE_TEXT.get(pacer.mode, pacer.mode)
+    if pacer.mode == "follow" and listening:
+        mode = listening
+    elif pacer.mode == "manual" and pacer.target_bpm is not None:
+        gap = abs(pacer.target_bpm - pacer.rate_bpm)
+        eta = "reached" if gap < 0.05 else (
+            f"there in {minutes_text(60.0 * gap / PACER_SLEW_BPM_PER_MIN)}")
+        mode = f"fixed pace {pacer.target_bpm:.1f} /min, {eta}"
     return (f"Orb <b>{pacer.rate_bpm:.1f}</b> /min \u00b7 in:out "
             f"{_ratio_text(pacer.ie_ratio)} \u00b7 {mode}")
 
@@ -78,7 +97,7 @@ class Header(QFrame):
             grid.addWidget(w, 0, col)
         grid.setColumnStretch(3, 1)
         grid.addWidget(self.sync, 1, 0, 1, 5)  # a line of its own: it is the longest
-        self._holding_shown = False
+        self._holding_shown = ""
         self._run_word = "not started"
         self._stale = ""
 
@@ -90,14 +109,20 @@ class Header(QFrame):
         color = style.PARTNER_COLOR.get(state.anchor or "", style.MUTED)
         anchor = state.anchor or "\u2013"
         self.anchor.setText(f'Anchor <span style="color:{color}">{anchor}</span>')
-        self.pacer.setText(pacer_text(state.pacer))
-        holding = state.pacer is not None and state.pacer.holding
-        if holding != self._holding_shown:
-            self._holding_shown = holding
-            self.holding.setText(" HOLDING " if holding else "")
+        left = state.extra.get("baseline_left_s")
+        left = float(left) if isinstance(left, int | float) else None
+        self.pacer.setText(pacer_text(state.pacer, left))
+        pacer = state.pacer
+        badge = ""
+        if pacer is not None and pacer.holding and not (left is not None
+                                                        and pacer.mode == "follow"):
+            badge = _BADGE.get(pacer.mode, " HOLDING ")  # not while it only listens
+        if badge != self._holding_shown:
+            self._holding_shown = badge
+            self.holding.setText(badge)
             self.holding.setStyleSheet(
                 f"background: {style.WARN_COLOR}; color: #111; border-radius: 4px;"
-                " font-weight: 700; padding: 2px 6px;" if holding else "")
+                " font-weight: 700; padding: 2px 6px;" if badge else "")
         sync = state.extra.get("synchrony")
         self.sync.setText(sync_text(sync if isinstance(sync, Mapping) else None))
 
@@ -120,7 +145,7 @@ class Header(QFrame):
             self.pacer.setText("Orb \u2013 /min")
             self.holding.setText("")
             self.holding.setStyleSheet("")
-            self._holding_shown = False
+            self._holding_shown = ""
             self.sync.setText("")
         else:
             self.setStyleSheet("")

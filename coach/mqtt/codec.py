@@ -28,7 +28,7 @@ PREFIX = "coach/v1"
 MAX_PAYLOAD_BYTES = 16_384  # a state of three partners is about 1 kB
 MAX_NOTE_CHARS = 500
 MAX_KIND_CHARS = 64
-CONTROL_KINDS = ("pause", "resume", "anchor", "pace", "ratio", "guide", "marker")
+CONTROL_KINDS = ("pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "hold")
 PACE_RANGE_BPM = (3.0, 30.0)  # breaths per minute a remote may ask for
 RATIO_RANGE = (0.2, 5.0)  # inhale/exhale
 STATUS_WORDS = ("ok", "connecting", "lost", "no-contact", "off")
@@ -167,6 +167,7 @@ def pacer_from_json(obj: Any, t_origin_s: float) -> PacerState | None:
             ie_ratio=_num(obj, "ie_ratio", optional=False) or 0.0,
             holding=holding,
             mode=_text(obj.get("mode", "follow"), "pacer.mode", 16) or "follow",
+            target_bpm=_num(obj, "target_bpm"),
         )
     except ValueError as exc:
         raise PayloadError(str(exc)) from None
@@ -259,9 +260,9 @@ def _control_value(kind: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
             raise PayloadError(f"{kind} must be a number in [{lo}, {hi}]")
         return float(value)
-    if kind == "guide":
+    if kind in ("guide", "hold"):
         if not isinstance(value, bool):
-            raise PayloadError("guide must be true or false")
+            raise PayloadError(f"{kind} must be true or false")
         return value
     text = _text(value, "marker kind", MAX_KIND_CHARS) or ""
     if not text.strip():
