@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def simulate(scenario: str, seed: int, until_s: float) -> tuple[list[SessionState], float]:
     """Every state of a simulated session, and its origin time (virtual clock)."""
-    from coach.commands.demo import build, strap_sources
+    from coach.wiring import build, strap_sources
 
     clock = VirtualClock()
 

@@ -8,7 +8,6 @@ session ends.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,6 @@ from typing import Any
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
-from coach.clock import Clock
 from ui import bridge
 from ui.dashboard import TherapistDashboard
 from ui.orb import OrbWindow
@@ -27,7 +25,6 @@ from ui.view import SessionView
 log = logging.getLogger(__name__)
 
 SessionRun = Callable[[], Awaitable[Any]]
-SIM_UNTIL_CLOSED_S = 12 * 3600.0  # s simulated when a demo runs "until closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,45 +169,3 @@ async def serve(
         await windows.runner.wait()
         windows.close()
     return 1 if windows.runner.state == "failed" else 0
-
-
-def run_demo_windows(args: argparse.Namespace, clock: Clock) -> int:
-    """``coach demo`` with windows: a simulated couple that sees this session's orb.
-
-    As headless, the straps are simulated Polar straps read by the real drivers; with
-    ``--mqtt`` the session is also published to a broker, with ``--record FILE`` recorded
-    (closed cleanly however the windows end: close, Ctrl+C, SIGTERM).
-    """
-    from coach.commands.demo import build, demo_settings, strap_sources
-    from coach.commands.record import run_recorded
-
-    session, world = build(clock, args.scenario, args.seed)
-    duration = args.duration
-    record = getattr(args, "record", None)
-
-    async def simulate() -> None:
-        sources, _ = strap_sources(world, clock, args.seed)
-        publisher = None
-        if getattr(args, "mqtt", None) is not None:
-            from coach.mqtt import bridge_from_args
-
-            publisher = bridge_from_args(session, args)
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(world.run(duration or SIM_UNTIL_CLOSED_S), name="sim.world")
-            mqtt = tg.create_task(publisher.run(), name="coach.mqtt") if publisher else None
-            await run_recorded(session, sources, duration, record,
-                               demo_settings(args.scenario, args.seed))
-            if mqtt is not None:
-                mqtt.cancel()
-
-    opts = WindowOptions(
-        orb=not getattr(args, "no_orb", False),
-        dashboard=not getattr(args, "no_dashboard", False),
-        screen=getattr(args, "screen", None),
-        fullscreen=getattr(args, "fullscreen", None),
-        words=not getattr(args, "no_words", False),
-        word_scale=2.0 if getattr(args, "large_words", False) else 1.0,
-        quit_when_done=duration is not None,
-        labels=tuple(world.labels),
-    )
-    return run_windows(session, simulate, opts)

@@ -100,7 +100,7 @@ def prefill_trends(ring: Any, t_end_s: float, history_s: float, seed: int = 0) -
 
 async def _measure(seconds: float, dashboard: bool) -> dict[str, Any]:
     from coach.clock import RealClock
-    from coach.commands.demo import build, strap_sources
+    from coach.wiring import build, strap_sources
     from ui.app import WindowOptions, Windows, serve
 
     clock = RealClock()

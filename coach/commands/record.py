@@ -182,7 +182,7 @@ async def until_terminated(aw: Awaitable[T]) -> T | None:
 async def record_simulation(clock: Clock, path: Path, scenario: str, seed: int,
                             duration_s: float) -> Path:
     """Record ``duration_s`` of a simulated couple to ``path``."""
-    from coach.commands.demo import build
+    from coach.wiring import build
 
     session, world = build(clock, scenario, seed)
     settings = {"source": "simulation", "scenario": scenario, "seed": seed}
