@@ -170,3 +170,35 @@ def test_header_words_match_what_the_orb_does(qtbot, stand_in, make_state) -> No
     dash.tick()
     assert "resting after the exhale" in dash.header.pacer.text()
     assert dash.header.holding.text() == " PAUSED "
+
+
+def test_a_stalled_local_pipeline_greys_the_dashboard(qtbot, stand_in, make_state) -> None:
+    """Locally too: states stop for 3 s of wall time while the session runs -> "no
+    data from the session since HH:MM:SS", values dashed, controls disabled; the next
+    state brings everything back."""
+    from ui.dashboard import TherapistDashboard
+    from ui.liveness import LivenessWatch
+
+    wall = [1000.0]
+    dash = TherapistDashboard(stand_in)
+    qtbot.addWidget(dash)
+    dash.watch = LivenessWatch(stand_in, now=lambda: wall[0])
+    dash.set_running(True)
+    stand_in.states.publish(make_state(101.0))
+    dash.tick()
+    assert dash.liveness.live and dash.panels["A"].hr.text() == "70 bpm"
+    wall[0] += 2.9
+    dash.tick()
+    assert dash.liveness.live
+    wall[0] += 0.2
+    dash.tick()
+    assert not dash.liveness.live
+    assert "no data from the session since" in dash.alert_text()
+    assert dash.panels["A"].hr.text() == "\u2013" and "no data" in dash.panels["A"].strap.text()
+    assert "clock stopped" in dash.header.run_state.text()
+    assert not dash.controls.marker_buttons["rupture"].isEnabled()
+    stand_in.states.publish(make_state(104.0))
+    dash.tick()
+    assert dash.liveness.live and dash.panels["A"].hr.text() == "70 bpm"
+    assert dash.controls.marker_buttons["rupture"].isEnabled()
+    assert dash.header.run_state.text() == "running"
