@@ -225,6 +225,12 @@ async def test_remote_control_off_refuses_and_records_nothing(
             await wait_for(lambda: "refused" in remote.controls.feedback.text(), 5.0)
             assert remote.controls.feedback.text() == (
                 "marker rupture: refused: remote control is off")
+            # a refused switch goes back: the orb was not paused
+            remote.controls.pause.setEnabled(True)
+            remote.controls.pause.click()
+            assert remote.controls.pause.text() == "Resume"
+            await wait_for(lambda: remote.controls.pause.text() == "Pause", 5.0)
+            assert not remote.controls.pause.isChecked()
             await stop_session(live)
         finally:
             view_task.cancel()

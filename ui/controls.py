@@ -83,7 +83,7 @@ class ControlPanel(QWidget):
         self._tips = {w: w.toolTip() for w in self.command_widgets()}  # tooltips when enabled
         self._feedback_timer = QTimer(self, singleShot=True, interval=6000)
         self._feedback_timer.timeout.connect(lambda: self.feedback.setText(""))
-        self._pending: dict[str, tuple[float, str]] = {}  # id -> (sent at, description)
+        self._pending: dict[str, tuple[float, str, Command]] = {}  # id -> (sent at, text, it)
         self._now: Callable[[], float] = time.monotonic  # wall time: a person waits
         self._why_not = ""  # why the view may not send commands now ("" = it may)
         self._ended = False
@@ -197,7 +197,7 @@ class ControlPanel(QWidget):
             log.warning("command %s refused: %s", cmd, exc)
             self._say(f"Not sent ({describe(cmd)}): {REASON_TEXT.get(str(exc), exc)}")
             return
-        self._pending[cmd.id] = (self._now(), describe(cmd))
+        self._pending[cmd.id] = (self._now(), describe(cmd), cmd)
         self._say(f"Sent: {describe(cmd)}")
 
     def take_receipts(self, receipts: Iterable[Receipt]) -> None:
@@ -213,15 +213,29 @@ class ControlPanel(QWidget):
                     why = REASON_TEXT.get(receipt.reason, receipt.reason)
                     more = f" ({receipt.count} commands)" if receipt.count > 1 else ""
                     self._say(f"{sent[1]}: refused: {why}{more}")
+                    self._undo(sent[2])
+
+    def _undo(self, cmd: Command) -> None:
+        """A refused switch goes back to what the session still does."""
+        button = {"pause": self.pause, "resume": self.pause, "hold": self.hold,
+                  "guide": self.guide}.get(cmd.kind)
+        if button is None:
+            return
+        button.blockSignals(True)
+        button.setChecked(cmd.kind == "resume" if cmd.kind in ("pause", "resume")
+                          else not cmd.value)
+        button.blockSignals(False)
+        if button is self.pause:
+            self.pause.setText("Resume" if self.pause.isChecked() else "Pause")
 
     def check_answers(self) -> None:
         """Commands unanswered for :data:`ANSWER_WAIT_S`: say so (call every frame)."""
         if not self._pending:
             return
         now = self._now()
-        late = [k for k, (t, _) in self._pending.items() if now - t > ANSWER_WAIT_S]
+        late = [k for k, (t, _, _) in self._pending.items() if now - t > ANSWER_WAIT_S]
         for k in late:
-            _, what = self._pending.pop(k)
+            _, what, _ = self._pending.pop(k)
             self._say(f"{what}: no answer from the room")
 
     def set_allowed(self, why_not: str) -> None:
