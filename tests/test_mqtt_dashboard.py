@@ -184,6 +184,7 @@ async def test_a_room_at_speed_5_draws_the_same_wave_remotely(
                 await view_task
             local.close()
             remote.close()
+    gc.collect()
     lt = local.wave.t - live.session.t_origin_s
     rt = remote.wave.t - view.t_origin_s
     assert np.all(np.diff(rt) > 0)  # never back and forth in time
@@ -237,6 +238,7 @@ async def test_remote_control_off_refuses_and_records_nothing(
             with contextlib.suppress(asyncio.CancelledError):
                 await view_task
             remote.close()
+    gc.collect()
     with RecordingReader(path) as reader:
         assert list(reader.entries(("marker", "command"))) == []
         assert len(list(reader.states())) > 10
@@ -274,6 +276,7 @@ async def test_an_arousal_alert_shows_remotely_as_locally(qapp, mosquitto: Mosqu
         await asyncio.gather(*tasks, return_exceptions=True)
         local.close()
         remote.close()
+    gc.collect()
     assert "Partner A: arousal rising" in local.alert_text()
     assert remote.alert_text() == local.alert_text()
     assert remote.panels["A"].styleSheet() == local.panels["A"].styleSheet() != ""

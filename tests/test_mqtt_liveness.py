@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -83,6 +84,9 @@ async def test_a_stopped_or_killed_room_is_shown_as_such(
         with contextlib.suppress(asyncio.CancelledError):
             await view_task
         dash.close()
+    # pyqtgraph's cycles collected here, on the GUI thread: a collection started by a later
+    # test's worker thread would destroy Qt objects off the GUI thread
+    gc.collect()
     assert noticed_s < 5.0
     banner = dash.alert_text()
     if how == "stopped":  # the room said goodbye: offline at once
