@@ -330,6 +330,7 @@ class SessionState:
     markers: tuple[Marker, ...] = ()  # markers set since the previous state
     extra: Mapping[str, Any] = field(default_factory=dict)
     receipts: tuple[Receipt, ...] = ()  # answers to commands since the previous state
+    session_id: str = ""  # set by whoever publishes it: a restarted room gets a new one
 
     def to_json(self, t_origin_s: float = 0.0) -> dict[str, Any]:
         """The JSON object printed by ``coach demo --json`` and published over MQTT.
@@ -355,4 +356,6 @@ class SessionState:
         if self.receipts:
             out["receipts"] = [r.to_json() for r in self.receipts]
         out.update(self.extra)
+        if self.session_id:
+            out["session_id"] = self.session_id
         return out

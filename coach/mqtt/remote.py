@@ -58,6 +58,8 @@ class RemoteStats:
     commands_sent: int = 0
     commands_expired: int = 0
     resyncs: int = 0  # the room's session time ran back (a restarted room)
+    restarts: int = 0  # the room's session id changed: a new session was followed
+    states_backwards: int = 0  # dropped: earlier than the last state of the same session
 
 
 class StateClock:
@@ -85,6 +87,11 @@ class StateClock:
         if w1 - w0 >= 0.5 and t1 > t0:
             self.speed = (t1 - t0) / (w1 - w0)
         return restart
+
+    def restart(self) -> None:
+        """A new session: forget the old one's times."""
+        self._seen.clear()
+        self._shown = -math.inf
 
     def now(self) -> float:
         if not self._seen:
@@ -131,6 +138,8 @@ class RemoteSession:
         self.stats = RemoteStats()
         self.health = LinkHealth()
         self.last_state_wall_s: float | None = None  # when the newest state arrived
+        self.session_id: str | None = None  # of the room's session being followed
+        self._last_rel_s = -math.inf  # its latest state time (relative to its start)
         self._backoff = backoff
         self._commands: deque[tuple[float, Command]] = deque(maxlen=COMMAND_BACKLOG)
         self._markers_seen: deque[MarkerKey] = deque(maxlen=MARKERS_REMEMBERED)
@@ -211,8 +220,8 @@ class RemoteSession:
                 log.warning(
                     "mqtt-view[%s]: dropped a bad message on %s: %s",
                     self.room,
-                    message.topic.value,
-                    exc,
+                    codec.printable(message.topic.value),
+                    codec.printable(exc),
                 )
 
     def on_message(self, topic: str, payload: Any) -> None:
@@ -235,7 +244,20 @@ class RemoteSession:
 
     def _on_state(self, obj: dict[str, Any]) -> None:
         state = codec.state_from_json(obj, 0.0)  # validated fully before touching time
-        if self.clock.observe(state.t_s):
+        rel, session_id = state.t_s, state.session_id
+        if self.session_id is not None and session_id != self.session_id:
+            self.stats.restarts += 1  # the room restarted (or a new session began there)
+            log.info("mqtt-view[%s]: the room started a new session; following it", self.room)
+            self._last_rel_s = -math.inf
+            self.clock.restart()
+        elif rel < self._last_rel_s:
+            n = self.stats.states_backwards = self.stats.states_backwards + 1
+            if n & (n - 1) == 0:  # 1st, 2nd, 4th...: a flood cannot fill the log
+                log.warning("mqtt-view[%s]: dropped a state earlier than the last one of the "
+                            "same session (%d so far)", self.room, n)
+            return
+        self.session_id, self._last_rel_s = session_id, rel
+        if self.clock.observe(rel):
             self.stats.resyncs += 1
             log.info("mqtt-view[%s]: the room's session time ran back: a new session",
                      self.room)
@@ -271,6 +293,26 @@ class RemoteSession:
                     self.stats.commands_sent += 1
                 self._commands.popleft()
             self._command_ready.clear()
+
+
+async def check_login(url: BrokerURL, *, insecure: bool = False) -> None:
+    """Connect once and leave: :class:`~coach.mqtt.link.BrokerAuthError` (one line) if the
+    broker refuses our login or its certificate; a broker that cannot be reached now is
+    not an error here (a view keeps retrying it)."""
+    from coach.mqtt.link import BrokerAuthError, abandon, describe_refusal
+
+    check_connection_safety(url, insecure=insecure)
+    client = make_client(url, name="coach-check")
+    refusal = None
+    try:
+        async with asyncio.timeout(5.0):
+            await checked(client.__aenter__())
+        await client.__aexit__(None, None, None)
+    except (aiomqtt.MqttError, TimeoutError) as exc:
+        abandon(client)
+        refusal = describe_refusal(exc, url)
+    if refusal is not None:
+        raise BrokerAuthError(refusal)
 
 
 @dataclass
@@ -323,7 +365,7 @@ def _take_room_message(rooms: dict[str, RoomInfo], topic: str, payload: Any) -> 
         room = check_room(parts[2])
         obj = codec.loads_object(payload) if payload else None
     except (ValueError, IndexError):
-        log.debug("ignoring a malformed room message on %s", topic)
+        log.debug("ignoring a malformed room message on %s", codec.printable(topic))
         return
     info = rooms.setdefault(room, RoomInfo(room))
     if parts[3:] == ["presence"]:
