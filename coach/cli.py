@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "sessions": "list recorded sessions",
     "broker": "run an embedded MQTT broker for a small office",
     "rooms": "list live rooms on an MQTT broker",
+    "users": "the clinic's MQTT logins and who may touch which room (for both brokers)",
     "dashboard": "the therapist dashboard of a remote room, over MQTT",
     "bench": "measure latency, CPU, speed and memory on this machine",
 }
