@@ -224,7 +224,7 @@ class Strap:
                 attempt, failures, reason = attempt + 1, failures + 1, self._reason(exc)
                 self._status("lost", reason)
             except StrapError as exc:
-                was_ok = self._condition in ("ok", "no-contact")
+                was_ok = self._condition in ("ok", "no-contact") or self._probed  # re-arming
                 attempt = 0 if was_ok else attempt + 1
                 failures, reason = (0 if was_ok else failures + 1), self._reason(exc)
                 self._status("lost", reason)  # reported before the slow teardown
@@ -250,7 +250,7 @@ class Strap:
 
     async def _session(self, client: BleakClient) -> None:
         self._link_down = asyncio.Event()
-        self._silent = False
+        self._silent = self._probed = False
         try:
             async with connect_lock():
                 async with asyncio.timeout(self.config.connect_timeout_s):
@@ -333,7 +333,6 @@ class Strap:
         services = client.services
         self._dater.reset()
         self._last_rx_s = self._last_hr_s = self.clock.now()
-        self._probed = False
         self._subscribed = {}
         if services.get_characteristic(hrs.HEART_RATE_MEASUREMENT) is None:
             raise StrapLost(f"{self.address}: no heart-rate service on this device")

@@ -18,6 +18,7 @@ import contextlib
 import gc
 import json
 import random
+import re
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -418,9 +419,10 @@ async def first_status(strap: Strap, pred: Callable[[StrapStatus], bool],
     raise AssertionError("events ended")
 
 
-async def test_services_changed_rearms_notifications(system_bus: DBusDaemon) -> None:
-    """A GATT Service Changed (new objects, unsubscribed): the silent heart rate has its
-    notifications re-armed, with the reason, and the strap is ok within 5 s."""
+async def services_changed(system_bus: DBusDaemon, moved: int) -> tuple[Strap, float,
+                                                                         list[StrapStatus]]:
+    """Strap A's services change once it streams; its statuses from then until it is ok
+    again and its ECG flows again."""
     clock = RealClock(speed=4.0)
     async with room(system_bus, clock) as r:
         strap = straps(clock, ("A",))["A"]
@@ -431,18 +433,34 @@ async def test_services_changed_rearms_notifications(system_bus: DBusDaemon) -> 
                 seen.append(ev)
                 if t_changed is None and isinstance(ev, HeartRate):
                     t_changed = clock.now()
-                    r.bluez.change_services(ADDRESSES["A"])
+                    r.bluez.change_services(ADDRESSES["A"], moved)
                 back = [e for e in seen if isinstance(e, StrapStatus) and e.condition == "ok"]
                 if len(back) == 2 and isinstance(ev, EcgChunk) and ev.t_s > back[1].t_s:
                     break  # ok again, and the ECG flows again
     assert t_changed is not None
-    after = [(e.condition, e.note, e.t_s) for e in seen
-             if isinstance(e, StrapStatus) and e.t_s >= t_changed]
-    assert [(c, n.split(":")[-1]) for c, n, _ in after] == [("connecting", " re-arming"),
-                                                             ("ok", "")], after
-    assert after[0][1].startswith("silent for ")
-    assert after[-1][2] - t_changed < 5.0
+    return strap, t_changed, [e for e in seen
+                              if isinstance(e, StrapStatus) and e.t_s >= t_changed]
+
+
+async def test_services_changed_rearms_notifications(system_bus: DBusDaemon) -> None:
+    """A GATT Service Changed (new objects at the same paths, unsubscribed): the silent
+    heart rate has its notifications re-armed, with the reason; ok within 5 s."""
+    strap, t_changed, after = await services_changed(system_bus, moved=0)
+    assert [e.condition for e in after] == ["connecting", "ok"], after
+    assert re.fullmatch(r"silent for \d\.\d s: re-arming", after[0].note), after
+    assert after[-1].t_s - t_changed < 5.0
     assert strap.connects == 1 and strap.malformed == 0  # the same link, streams re-armed
+
+
+async def test_services_changed_to_new_paths_reconnects(system_bus: DBusDaemon) -> None:
+    """The new objects at other paths: re-arming fails, the link ends at once and the
+    reconnection resolves the services afresh; ok within 5 s."""
+    strap, t_changed, after = await services_changed(system_bus, moved=0x100)
+    assert [e.condition for e in after] == ["connecting", "lost", "connecting", "ok"], after
+    assert re.fullmatch(r"silent for \d\.\d s: re-arming failed: .+", after[1].note), after
+    assert after[2].note == f"attempt 1: {after[1].note}"  # a loss after ok, not a failure
+    assert after[-1].t_s - t_changed < 5.0
+    assert strap.connects == 2 and strap.malformed == 0
 
 
 async def test_a_device_without_heart_rate_service_says_so(system_bus: DBusDaemon) -> None:
