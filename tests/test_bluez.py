@@ -399,7 +399,8 @@ async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
     # re-armed (the reasons: test_services_changed_rearms_notifications), and within 5 s
     # the heart rate flows again and B is ok; then all three streams flow
     assert received_back["hr"] > received_changed["hr"]
-    assert [p.status for _, p in watch.of("B", t_changed + 4.9, t_changed + 5.0)] == ["ok"]
+    at_5 = [p.status for _, p in watch.of("B", t_changed + 4.8, t_changed + 5.0)]
+    assert at_5 and set(at_5) == {"ok"}, at_5
     for kind in ("hr", "ecg", "acc"):
         assert received_after[kind] > received_back[kind], kind
     assert all(s.malformed == 0 for s in drivers.values())
