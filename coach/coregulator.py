@@ -12,7 +12,7 @@ Rules (explained for therapists in docs/coregulation.md):
   alert is set, while the anchor's breathing is unknown or its strap is lost, and while
   paused. A pace set by the therapist replaces the anchor's rate as the target.
 - **Guide mode** (off by default; always on in solo mode): once every partner follows
-  the orb (phase locking value above :data:`FOLLOW_PLV` for :data:`FOLLOW_S` seconds),
+  the orb (pairwise phase consistency above :data:`FOLLOW_PPC` for :data:`FOLLOW_S` seconds),
   the target becomes the resonance pace (:data:`RESONANCE_BPM`), still slew-limited.
 """
 
@@ -29,7 +29,7 @@ from coach.types import Command, PacerState, PartnerState
 log = logging.getLogger(__name__)
 
 COUPLE = ("A", "B")
-FOLLOW_PLV = 0.7  # phase locking to the orb that counts as following it
+FOLLOW_PPC = 0.5  # phase consistency with the orb that counts as following it (PLV ~0.7)
 FOLLOW_S = 60.0  # seconds it must last
 ANCHOR_GRACE_S = 30.0  # s after the baseline before an anchor is chosen from partial scores
 
@@ -114,7 +114,7 @@ class CoRegulator:
         self,
         t_s: float,
         partners: Mapping[str, PartnerState],
-        orb_plv: Mapping[str, float | None] | None = None,
+        orb_ppc: Mapping[str, float | None] | None = None,
     ) -> PacerState | None:
         # the first anchor waits for every partner's calm score, unless a strap stays
         # silent well past the end of the baseline
@@ -123,7 +123,7 @@ class CoRegulator:
         if self.pacer is None:
             self.pacer = self._start(t_s, partners)
             return None if self.pacer is None else self.pacer.state
-        target, mode = self._target(t_s, partners, orb_plv or {})
+        target, mode = self._target(t_s, partners, orb_ppc or {})
         alerting = any(p.alert for k, p in partners.items() if k in COUPLE)
         if alerting and not self._alerting:
             self.holds += 1
@@ -137,11 +137,11 @@ class CoRegulator:
         return self.pacer.update(t_s, target, holding=holding, mode=mode, ie_ratio=self.ie_ratio)
 
     def _target(
-        self, t_s: float, partners: Mapping[str, PartnerState], orb_plv: Mapping[str, float | None]
+        self, t_s: float, partners: Mapping[str, PartnerState], orb_ppc: Mapping[str, float | None]
     ) -> tuple[float | None, str]:
         if self.fixed_pace_bpm is not None:
             return self.fixed_pace_bpm, "manual"
-        if self.guide and self._all_follow(t_s, partners, orb_plv):
+        if self.guide and self._all_follow(t_s, partners, orb_ppc):
             return RESONANCE_BPM, "guide"
         anchor = partners.get(self.anchor) if self.anchor else None
         if anchor is None or anchor.status != "ok":
@@ -149,10 +149,10 @@ class CoRegulator:
         return anchor.rate_bpm, "follow"
 
     def _all_follow(
-        self, t_s: float, partners: Mapping[str, PartnerState], orb_plv: Mapping[str, float | None]
+        self, t_s: float, partners: Mapping[str, PartnerState], orb_ppc: Mapping[str, float | None]
     ) -> bool:
         couple = [k for k in partners if k in COUPLE]
-        following = bool(couple) and all((orb_plv.get(k) or 0.0) >= FOLLOW_PLV for k in couple)
+        following = bool(couple) and all((orb_ppc.get(k) or 0.0) >= FOLLOW_PPC for k in couple)
         if not following:
             self._following_since = None
             return False

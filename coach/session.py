@@ -156,10 +156,14 @@ class Session:
                 {k: p.phase for k, p in partners.items()},
                 {k: p.hr_bpm for k, p in partners.items()},
                 orb,
+                {k: getattr(p, "talking", None) for k, p in partners.items()},
             )
-            self._extra = {"synchrony": round_figures(sync)} if sync else {}
+            # the orb follows the anchor: its locking to the orb says so, not the reverse
+            pacer = last.pacer if last is not None else None
+            follows = self.coregulator.anchor if pacer and pacer.mode == "follow" else None
+            self._extra = {"synchrony": round_figures(sync) | {"orb_follows": follows}}
         sync = self.synchrony.latest
-        pacer = self.coregulator.update(t_s, partners, sync.get("orb_plv"))
+        pacer = self.coregulator.update(t_s, partners, sync.get("orb_ppc"))
         extra = self._extra
         state = SessionState(t_s, partners, self.coregulator.anchor, pacer, markers, extra)
         self.states.publish(state)

@@ -93,22 +93,31 @@ SCENARIOS: dict[str, Scenario] = {
              PersonSpec("T", arousal=0.05, compliance=0.0, hr_rest_bpm=56.0, lean_deg=5.0)),
         ),
         Scenario(
-            "independent",
-            "Two people who ignore the orb and each other (synchrony at its baseline).",
+            "uncoupled",
+            "Control: two people who each breathe on their own, ignoring the orb and each "
+            "other, at different natural rates (synchrony only by chance).",
             (PersonSpec("A", arousal=0.3, compliance=0.0),
              PersonSpec("B", arousal=0.45, compliance=0.0)),
+        ),
+        Scenario(
+            "same-rate",
+            "Control: uncoupled as well, but both at the same natural rate (similar rates "
+            "are not synchrony).",
+            (PersonSpec("A", arousal=0.35, compliance=0.0),
+             PersonSpec("B", arousal=0.35, compliance=0.0)),
+        ),
+        Scenario(
+            "orb-only",
+            "Control: two people who both lock onto the orb and not onto each other (the orb "
+            "explains their synchrony).",
+            (PersonSpec("A", arousal=0.3, compliance=0.9),
+             PersonSpec("B", arousal=0.45, compliance=0.9)),
         ),
         Scenario(
             "attuned",
             "Two people who ignore the orb but attune to each other's breathing.",
             (PersonSpec("A", arousal=0.3, compliance=0.0, phase_coupling=0.8),
              PersonSpec("B", arousal=0.4, compliance=0.0, phase_coupling=0.8)),
-        ),
-        Scenario(
-            "locked",
-            "Two people who both lock onto the orb and not onto each other.",
-            (PersonSpec("A", arousal=0.3, compliance=0.9),
-             PersonSpec("B", arousal=0.45, compliance=0.9)),
         ),
         Scenario(
             "chaos",
