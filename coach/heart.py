@@ -81,8 +81,12 @@ class HeartTracker:
         return hr
 
     def hr_recent_bpm(self, t_s: float, window_s: float) -> float | None:
-        """Mean heart rate over the beats of the last ``window_s`` seconds."""
-        rr = [r for _, r in _since(self._beats, t_s - window_s)]
+        """Mean heart rate over the corrected beats of the last ``window_s`` seconds.
+
+        The corrected series (two beats late) merges a spurious extra beat and splits a
+        missed one, so one artefact cannot move it by more than a normal beat does.
+        """
+        rr = [r for _, r in _since(self._clean, t_s - window_s)]
         return 60000.0 / float(np.mean(rr)) if len(rr) >= 2 else None
 
     def rmssd_ms(self, t_s: float) -> float | None:

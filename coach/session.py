@@ -162,6 +162,8 @@ class Session:
             pacer = last.pacer if last is not None else None
             follows = self.coregulator.anchor if pacer and pacer.mode == "follow" else None
             self._extra = {"synchrony": round_figures(sync) | {"orb_follows": follows}}
+            if self.coregulator.handover is not None:  # the anchor's strap was lost: say so
+                self._extra["anchor_handover"] = self.coregulator.handover
         sync = self.synchrony.latest
         pacer = self.coregulator.update(t_s, partners, sync.get("orb_ppc"))
         extra = self._extra

@@ -92,8 +92,9 @@ class PartnerTracker:
             and t_s - self.last_data_s > STRAP_SILENT_S
         ):
             self._set_condition("lost")
-        if self.condition != "ok":
-            return PartnerState(self.label, self.condition, battery_pct=self.battery_pct)
+        if self.condition != "ok":  # nothing known, the alert included
+            return PartnerState(self.label, self.condition, battery_pct=self.battery_pct,
+                                alert=None)
         est = self.breath.estimate(t_s)
         hr = self.heart.hr_bpm()
         if self._second_due_s is None or t_s >= self._second_due_s:

@@ -140,7 +140,7 @@ class Marker:
 
 
 CommandKind = Literal[
-    "pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "baseline"
+    "pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "baseline", "release-hold"
 ]
 
 
@@ -150,7 +150,8 @@ class Command:
 
     ``anchor``: value is a label or None (automatic); ``pace``: breaths/min or None
     (automatic); ``ratio``: inhale/exhale; ``guide``: bool; ``marker``: value is the
-    marker kind and ``note`` its text.
+    marker kind and ``note`` its text; ``release-hold``: lift the pacer's hold for the
+    partners alerting now or unobserved since they alerted.
     """
 
     kind: CommandKind
@@ -183,7 +184,7 @@ class PartnerState:
     source: str | None = None  # breathing source in use: "acc", "ecg", "rr"
     quality: float | None = None  # [0, 1]
     battery_pct: int | None = None
-    alert: bool = False  # arousal spike: outside the window of tolerance
+    alert: bool | None = False  # arousal spike: outside the window of tolerance; None = unknown
     coherence: float | None = None  # heart rhythm coherence ratio
     rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak-to-trough bpm
     regularity: float | None = None  # [0, 1], breath-to-breath

@@ -89,7 +89,12 @@ class ControlPanel(QWidget):
         self.pause.setCheckable(True)
         self.pause.setToolTip("Space")
         self.pause.toggled.connect(self._pause_toggled)
-        grid.addWidget(self.pause, 0, 0, 1, 3)
+        grid.addWidget(self.pause, 0, 0, 1, 2)
+        self.release = QPushButton("Release hold")
+        self.release.setToolTip("Let the orb lead again although a partner's alert is set "
+                                "or their strap was lost while alerting")
+        self.release.clicked.connect(lambda: self.send(Command(kind="release-hold")))
+        grid.addWidget(self.release, 0, 2)
         grid.addWidget(QLabel("Anchor"), 1, 0)
         grid.addWidget(self._anchor_buttons(labels), 1, 1, 1, 2)
         grid.addWidget(QLabel("Pace"), 2, 0)
@@ -236,4 +241,6 @@ def describe(cmd: Command) -> str:
         return f"in:out {cmd.note or cmd.value}"
     if cmd.kind == "guide":
         return "guide on" if cmd.value else "guide off"
+    if cmd.kind == "release-hold":
+        return "hold released"
     return cmd.kind

@@ -88,7 +88,10 @@ class Header(QFrame):
         self.time.setText(f"{int(seconds // 60):02d}:{int(seconds % 60):02d}")
         color = style.PARTNER_COLOR.get(state.anchor or "", style.MUTED)
         anchor = state.anchor or "\u2013"
-        self.anchor.setText(f'Anchor <span style="color:{color}">{anchor}</span>')
+        handover = state.extra.get("anchor_handover")
+        note = (f' <small>(handed over {handover}: strap lost)</small>'
+                if isinstance(handover, str) and handover.endswith(f"-> {anchor}") else "")
+        self.anchor.setText(f'Anchor <span style="color:{color}">{anchor}</span>{note}')
         self.pacer.setText(pacer_text(state.pacer))
         holding = state.pacer is not None and state.pacer.holding
         if holding != self._holding_shown:
