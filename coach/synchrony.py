@@ -260,7 +260,7 @@ class Synchrony:
         self._n = 0
         self._offset = 0  # rows dropped from the front of the history
         self._orb_rows: dict[str, list[float]] = {}
-        self._judged_end = -SYNC_WINDOW_S  # history row (absolute) where the last judged window ended
+        self._judged_end = -SYNC_WINDOW_S  # absolute row where the last judged window ended
         self._counts = {"windows": 0, "beyond": 0, "talk_windows": 0, "talk_beyond": 0}
         self._sums: dict[str, float] = {}
         self._last_window: dict[str, Any] = {}

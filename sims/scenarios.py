@@ -116,8 +116,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario(
             "attuned",
             "Two people who ignore the orb but attune to each other's breathing.",
-            (PersonSpec("A", arousal=0.3, compliance=0.0, phase_coupling=0.8),
-             PersonSpec("B", arousal=0.4, compliance=0.0, phase_coupling=0.8)),
+            (PersonSpec("A", arousal=0.3, compliance=0.0, coupling=0.5, phase_coupling=1.5),
+             PersonSpec("B", arousal=0.4, compliance=0.0, coupling=0.5, phase_coupling=1.5)),
         ),
         Scenario(
             "chaos",
