@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
 
 from coach.alert import ALERT_HR_WINDOW_S, ArousalAlert
 from coach.breath import BreathEstimator
@@ -34,6 +36,8 @@ class PartnerTracker:
         self.alert = ArousalAlert()
         self.coherence: float | None = None
         self.rsa_bpm: float | None = None
+        self._onsets: deque[float] = deque(maxlen=64)  # inhale onsets seen in the phase
+        self._last_phase: float | None = None
         self._slow_due_s: float | None = None  # next time for the once-in-a-while figures
         self._second_due_s: float | None = None  # next time for the once-a-second figures
         self.rmssd: float | None = None
@@ -93,9 +97,11 @@ class PartnerTracker:
         ):
             self._set_condition("lost")
         if self.condition != "ok":  # nothing known, the alert included
+            self._last_phase = None
             return PartnerState(self.label, self.condition, battery_pct=self.battery_pct,
                                 alert=None)
         est = self.breath.estimate(t_s)
+        self._note_onset(t_s, est.phase)
         hr = self.heart.hr_bpm()
         if self._second_due_s is None or t_s >= self._second_due_s:
             self._second_figures(t_s, hr, est.rate_bpm, est.regularity)
@@ -118,6 +124,13 @@ class PartnerTracker:
             regularity=est.regularity,
         )
 
+    def _note_onset(self, t_s: float, phase: float | None) -> None:
+        """An inhale onset where the breath phase wraps from late exhale to early inhale."""
+        if phase is not None and self._last_phase is not None and (
+                self._last_phase > 1.5 * math.pi and phase < 0.5 * math.pi):
+            self._onsets.append(t_s)
+        self._last_phase = phase
+
     def _second_figures(
         self, t_s: float, hr: float | None, rate: float | None, regularity: float | None
     ) -> None:
@@ -125,7 +138,7 @@ class PartnerTracker:
         self._second_due_s = t_s + 1.0
         self.rmssd = self.heart.rmssd_ms(t_s)
         self._slow_figures(t_s)
-        self.calm.update(t_s, Features(hr, self.rmssd, rate, regularity, self.rsa_bpm))
+        self.calm.update(t_s, Features(hr, self.rmssd, rate, regularity))
         self.alert.update(t_s, self.heart.hr_recent_bpm(t_s, ALERT_HR_WINDOW_S), rate)
 
     def _slow_figures(self, t_s: float) -> None:
@@ -133,7 +146,7 @@ class PartnerTracker:
         if self._slow_due_s is not None and t_s < self._slow_due_s:
             return
         self._slow_due_s = t_s + COHERENCE_EVERY_S
-        self.rsa_bpm = self.heart.rsa_bpm(t_s)
+        self.rsa_bpm = self.heart.rsa_bpm(t_s, self._onsets)
         hr = self.heart.hr_series(t_s, COHERENCE_WINDOW_S)
         self.coherence = None if hr is None else hrv_coherence(hr)
 

@@ -186,7 +186,7 @@ class PartnerState:
     battery_pct: int | None = None
     alert: bool | None = False  # arousal spike: outside the window of tolerance; None = unknown
     coherence: float | None = None  # heart rhythm coherence ratio
-    rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak-to-trough bpm
+    rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak to valley per breath, bpm
     regularity: float | None = None  # [0, 1], breath-to-breath
 
     def __post_init__(self) -> None:

@@ -76,3 +76,42 @@ def test_a_real_15_bpm_rise_sets_the_alert_within_8_s() -> None:
         alerts = _alerts(beats, 200)
         assert not any(v for t, v in alerts.items() if t < 150)
         assert any(alerts[t] for t in range(150, 159)), seed
+
+
+# ------------------------------------------------------------------ RSA per breath
+
+
+def _rsa(mayer_bpm: float) -> tuple[float | None, float]:
+    """(RSA per breath, textbook band spread 2 sqrt 2 SD in 0.05-0.5 Hz) of a heart with a
+    6 bpm peak-to-valley swing at 12 breaths/min and a Mayer wave at 0.1 Hz."""
+    from scipy import signal
+
+    from coach.heart import HeartTracker
+
+    def hr_at(t: float) -> float:
+        return 70.0 + 3.0 * math.sin(2 * math.pi * 0.2 * t) + mayer_bpm * math.sin(
+            2 * math.pi * 0.1 * t + 1.0)
+
+    t, beats = 0.0, []
+    while t < 120.0:
+        rr = 60000.0 / hr_at(t)
+        t += rr / 1000.0
+        beats.append((t, rr))
+    heart = HeartTracker()
+    heart.push(HeartRate(120.0, "A", 70.0, rr_ms=tuple(r for _, r in beats),
+                         beat_t_s=tuple(b for b, _ in beats)), beats)
+    onsets = [k * 5.0 - 1.25 for k in range(1, 25)]  # heart rate lowest at each onset
+    grid = np.arange(60.0, 120.0, 0.25)
+    hr = np.interp(grid, [b for b, _ in beats], [60000.0 / r for _, r in beats])
+    sos = signal.butter(2, (0.05, 0.5), btype="bandpass", fs=4.0, output="sos")
+    band = signal.sosfiltfilt(sos, hr - hr.mean())[20:-20]
+    return heart.rsa_bpm(120.0, onsets), float(2 * math.sqrt(2) * band.std())
+
+
+def test_rsa_is_measured_per_breath_and_mayer_waves_weigh_little() -> None:
+    alone, band_alone = _rsa(0.0)
+    assert alone is not None and 5.0 <= alone <= 6.5  # the 6 bpm swing, sampled by beats
+    mixed, band_mixed = _rsa(3.0)
+    assert mixed is not None
+    assert band_mixed - band_alone > 2.0  # the band spread counts the Mayer wave in full
+    assert abs(mixed - alone) < 0.5 * (band_mixed - band_alone)

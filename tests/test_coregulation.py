@@ -16,6 +16,7 @@ from coach.calm import CalmScore, Features
 from coach.clock import VirtualClock
 from coach.coherence import hrv_coherence
 from coach.commands.demo import run_headless
+from coach.config import ANCHOR_MARGIN
 from coach.coregulator import AnchorChooser, CoRegulator
 from coach.synchrony import (
     Synchrony,
@@ -42,25 +43,42 @@ def _calm_after_baseline(now: Features, base: Features) -> float | None:
 def test_calm_is_unknown_until_the_baseline_is_complete() -> None:
     score = CalmScore()
     score.start_baseline(0.0, 120.0)
-    f = Features(hr_bpm=70, rmssd_ms=40, rate_bpm=12, regularity=0.8, rsa_bpm=6)
+    f = Features(hr_bpm=70, rmssd_ms=40, rate_bpm=12, regularity=0.8)
     assert all(score.update(float(t), f) is None for t in range(0, 119))
     assert score.update(121.0, f) is not None
 
 
 def test_calm_rises_when_heart_slows_hrv_grows_and_breathing_slows() -> None:
-    base = Features(hr_bpm=80, rmssd_ms=25, rate_bpm=15, regularity=0.7, rsa_bpm=4)
-    calmer = Features(hr_bpm=70, rmssd_ms=45, rate_bpm=8, regularity=0.9, rsa_bpm=9)
-    tenser = Features(hr_bpm=95, rmssd_ms=15, rate_bpm=20, regularity=0.5, rsa_bpm=2)
+    base = Features(hr_bpm=80, rmssd_ms=25, rate_bpm=15, regularity=0.7)
+    calmer = Features(hr_bpm=70, rmssd_ms=45, rate_bpm=8, regularity=0.9)
+    tenser = Features(hr_bpm=95, rmssd_ms=15, rate_bpm=20, regularity=0.5)
     same = _calm_after_baseline(base, base)
     up, down = _calm_after_baseline(calmer, base), _calm_after_baseline(tenser, base)
     assert down < same < up  # type: ignore[operator]
     assert all(0.0 <= v <= 1.0 for v in (same, up, down))  # type: ignore[operator]
 
 
-def test_a_regulated_person_scores_calmer_than_an_activated_one_at_their_baselines() -> None:
-    calm = Features(hr_bpm=60, rmssd_ms=60, rate_bpm=7, regularity=0.9, rsa_bpm=10)
-    activated = Features(hr_bpm=92, rmssd_ms=15, rate_bpm=17, regularity=0.6, rsa_bpm=3)
-    assert _calm_after_baseline(calm, calm) > _calm_after_baseline(activated, activated) + 0.2
+def test_everyone_at_their_own_baseline_scores_the_same_whatever_their_level() -> None:
+    # a fit young person and an older, less fit one, each as at their own baseline
+    young = Features(hr_bpm=58, rmssd_ms=65, rate_bpm=11, regularity=0.85)
+    older = Features(hr_bpm=74, rmssd_ms=22, rate_bpm=14, regularity=0.75)
+    assert _calm_after_baseline(young, young) == pytest.approx(0.5)
+    assert _calm_after_baseline(older, older) == pytest.approx(0.5)
+
+
+def test_a_partner_clearly_calmer_than_their_baseline_leads_one_at_theirs_by_the_margin() -> None:
+    older = Features(hr_bpm=74, rmssd_ms=22, rate_bpm=13, regularity=0.75)
+    calmer = Features(hr_bpm=74 * 0.95, rmssd_ms=22 * 1.3, rate_bpm=10, regularity=0.75)
+    young = Features(hr_bpm=58, rmssd_ms=65, rate_bpm=11, regularity=0.85)
+    lead = _calm_after_baseline(calmer, older) - _calm_after_baseline(young, young)  # type: ignore[operator]
+    assert lead >= 2 * ANCHOR_MARGIN
+
+
+def test_paced_slow_breathing_alone_raises_calm_by_at_most_0_15() -> None:
+    base = Features(hr_bpm=72, rmssd_ms=35, rate_bpm=13, regularity=0.75)
+    paced = Features(hr_bpm=72, rmssd_ms=35, rate_bpm=6, regularity=0.98)
+    rise = _calm_after_baseline(paced, base) - _calm_after_baseline(base, base)  # type: ignore[operator]
+    assert 0.0 < rise <= 0.15
 
 
 # ------------------------------------------------------------------ alert
