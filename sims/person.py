@@ -67,6 +67,16 @@ class PersonSpec:
     lean_deg: float = 12.0  # forward lean of the torso
 
 
+def aged_spec(label: str, age_years: float, fitness: float, **kw: float) -> PersonSpec:
+    """A person of this age and fitness (0 unfit .. 1 athlete): resting heart rate and the
+    size of their respiratory sinus arrhythmia drawn from the simulator's own rules of
+    thumb (resting rate lower when fit, a little higher with age; RSA about halving from
+    the 20s to the 60s and larger when fit), not from anything the coach estimates."""
+    hr_rest = 74.0 - 14.0 * fitness + 0.08 * (age_years - 40.0)
+    rsa = 12.0 * 0.5 ** ((age_years - 25.0) / 40.0) * (0.7 + 0.6 * fitness)
+    return PersonSpec(label, hr_rest_bpm=hr_rest, rsa_bpm=rsa, **kw)  # type: ignore[arg-type]
+
+
 def natural_rate_bpm(arousal: float) -> float:
     """The breathing rate a person drifts to on their own at this arousal."""
     return 6.0 + 12.0 * arousal
