@@ -218,9 +218,10 @@ def offline_counts(h: np.ndarray, w: int = SYNC_WINDOW_S,
         if not valid[cur]:
             cur += 1
             continue
-        fig = window_figures(joined, cur, w, valid=valid)
+        talking = bool(np.mean(h[cur : cur + w, _TALK]) > TALK_SHARE)
+        fig = window_figures(joined, cur, w, valid=valid & same_kind(joined, w, talking))
         if fig["beyond_chance"] is not None:
-            talk = "talk_" if np.mean(h[cur : cur + w, _TALK]) > TALK_SHARE else ""
+            talk = "talk_" if talking else ""
             counts[f"{talk}windows"] += 1
             counts[f"{talk}beyond"] += int(fig["beyond_chance"])
         cur += w
@@ -238,6 +239,17 @@ def chance_level(surrogates: np.ndarray, percentile: float = CHANCE_PERCENTILE) 
     if m < 0:
         raise ValueError(f"{k} surrogates cannot judge at the {percentile:g}th percentile")
     return float(np.sort(surrogates)[k - 1 - m])
+
+
+def same_kind(h: np.ndarray, w: int, talk: bool) -> np.ndarray:
+    """Starts of stretches of the kind asked for: talk (more than :data:`TALK_SHARE` of
+    the seconds) or quiet breathing. Quiet breathing is judged against quiet stretches
+    only, talk against talk."""
+    c = np.concatenate([[0.0], np.cumsum(np.nan_to_num(h[:, _TALK]))])
+    quiet = np.zeros(len(h), dtype=bool)
+    if len(h) >= w:
+        quiet[: len(h) - w + 1] = (c[w:] - c[: len(h) - w + 1]) <= TALK_SHARE * w
+    return ~quiet if talk else quiet
 
 
 def _valid_starts(h: np.ndarray, w: int) -> np.ndarray:
@@ -313,7 +325,7 @@ class Synchrony:
         valid = _valid_starts(h, w)
         cur = self._n - w
         talk_share = float(np.mean(h[cur:, _TALK]))
-        out |= window_figures(h, cur, valid=self._usable(valid, h))
+        out |= window_figures(h, cur, valid=self._usable(valid, h, talk_share > TALK_SHARE))
         out["talking_share"] = round(talk_share, 3)
         end = self._offset + self._n
         if out["beyond_chance"] is not None and end - self._judged_end >= w:
@@ -321,15 +333,9 @@ class Synchrony:
             self._judged_end = end
         return out | self._session_out()
 
-    def _usable(self, valid: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """Pseudo-partner stretches: complete, and without talk when talk is excluded."""
-        if not self.exclude_talk:
-            return valid
-        w = SYNC_WINDOW_S
-        c = np.concatenate([[0.0], np.cumsum(h[:, _TALK])])
-        quiet = np.zeros(len(h), dtype=bool)
-        quiet[: len(h) - w + 1] = (c[w:] - c[: len(h) - w + 1]) <= TALK_SHARE * w
-        return valid & quiet
+    def _usable(self, valid: np.ndarray, h: np.ndarray, talk: bool) -> np.ndarray:
+        """Pseudo-partner stretches: complete, and (talk excluded) of the window's kind."""
+        return valid & same_kind(h, SYNC_WINDOW_S, talk) if self.exclude_talk else valid
 
     def _judge(self, out: dict[str, Any], talking: bool) -> None:
         beyond = bool(out["beyond_chance"])

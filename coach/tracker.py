@@ -12,6 +12,7 @@ from coach.calm import CalmScore, Features
 from coach.coherence import COHERENCE_EVERY_S, COHERENCE_WINDOW_S, hrv_coherence
 from coach.config import STRAP_SILENT_S
 from coach.heart import HeartTracker
+from coach.talk import TalkDetector
 from coach.types import (
     AccChunk,
     EcgChunk,
@@ -34,6 +35,8 @@ class PartnerTracker:
         self.heart = HeartTracker()
         self.calm = CalmScore()
         self.alert = ArousalAlert()
+        self.talk = TalkDetector()
+        self.talking: bool | None = None
         self.coherence: float | None = None
         self.rsa_bpm: float | None = None
         self._onsets: deque[float] = deque(maxlen=64)  # inhale onsets seen in the phase
@@ -68,6 +71,7 @@ class PartnerTracker:
             self._set_condition("ok")  # data flows again (frames still in flight do not count)
         if isinstance(event, AccChunk):
             self.breath.push_acc(event)
+            self.talk.push_acc(event)
         elif isinstance(event, HeartRate):
             corrected = self.breath.push_beats(event.beat_t_s, event.rr_ms)
             self.heart.push(event, corrected)
@@ -122,6 +126,7 @@ class PartnerTracker:
             coherence=self.coherence,
             rsa_bpm=self.rsa_bpm,
             regularity=est.regularity,
+            talking=self.talking,
         )
 
     def _note_onset(self, t_s: float, phase: float | None) -> None:
@@ -138,7 +143,9 @@ class PartnerTracker:
         self._second_due_s = t_s + 1.0
         self.rmssd = self.heart.rmssd_ms(t_s)
         self._slow_figures(t_s)
-        self.calm.update(t_s, Features(hr, self.rmssd, rate, regularity))
+        self.talking = self.talk.talking(t_s, regularity)
+        if not self.talking:  # speech changes breathing and heart: calm holds meanwhile
+            self.calm.update(t_s, Features(hr, self.rmssd, rate, regularity))
         self.alert.update(t_s, self.heart.hr_recent_bpm(t_s, ALERT_HR_WINDOW_S), rate)
 
     def _slow_figures(self, t_s: float) -> None:

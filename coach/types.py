@@ -188,6 +188,7 @@ class PartnerState:
     coherence: float | None = None  # heart rhythm coherence ratio
     rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak to valley per breath, bpm
     regularity: float | None = None  # [0, 1], breath-to-breath
+    talking: bool | None = None  # speech now (coach.talk); None = cannot tell
 
     def __post_init__(self) -> None:
         _check_label(self.label)
@@ -212,6 +213,7 @@ class PartnerState:
             "coherence": finite_or_none(self.coherence, 3),
             "rsa_bpm": finite_or_none(self.rsa_bpm, 2),
             "regularity": finite_or_none(self.regularity, 3),
+            "talking": self.talking,
         }
 
 

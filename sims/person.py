@@ -49,6 +49,8 @@ BREATH_CV = 0.12  # breath-to-breath variability of rate (resting adults: 0.1-0.
 RSA_LAG_S = 1.0
 BREATH_TILT_MG = 18.0  # chest tilt per unit depth, mG
 G_MG = 1000.0
+TALK_BREATH_CV = 0.45  # breath-to-breath variability while talking
+TALK_VIBRATION_MG = 10.0  # chest vibration of the voice, mG RMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,8 @@ class PersonSpec:
     hr_rest_bpm: float = 60.0
     rsa_bpm: float = 8.0  # peak-to-peak RSA when calm
     lean_deg: float = 12.0  # forward lean of the torso
+    talk_share: float = 0.0  # share of the time spent talking, in bouts
+    talk_bout_s: float = 20.0  # mean length of a bout of talk, seconds
 
 
 def aged_spec(label: str, age_years: float, fitness: float, **kw: float) -> PersonSpec:
@@ -118,6 +122,10 @@ class Person:
         self._ecg_n = 0
         self._t_origin = t0_s
         self._volume_hist: list[tuple[float, float]] = []
+        self.talking = False
+        self.talk_bouts: list[tuple[float, float]] = []  # (start, end) of each bout so far
+        # talk draws from its own stream, so people who never talk are unchanged
+        self._talk_rng = rng.spawn(1)[0] if spec.talk_share > 0 else None
 
     # --------------------------------------------------------------- dynamics
     def _aim_rate(self, orb: PacerState | None, partner_rate: float | None) -> float:
@@ -146,7 +154,26 @@ class Person:
             omega += self.spec.phase_coupling * ORB_PULL * math.sin(partner_phase - self.phase)
         return max(omega, 0.2)
 
+    def _step_talk(self, t0: float, dt: float) -> None:
+        """Bouts of talk start at random and last about ``talk_bout_s`` seconds."""
+        if self._talk_rng is None:
+            return
+        share, bout = self.spec.talk_share, self.spec.talk_bout_s
+        if self.talking:
+            if t0 >= self.talk_bouts[-1][1]:
+                self.talking = False
+            return
+        if self._talk_rng.uniform() < dt * share / (max(1.0 - share, 0.05) * bout):
+            length = float(np.clip(self._talk_rng.exponential(bout), 5.0, 4 * bout))
+            self.talk_bouts.append((t0, t0 + length))
+            self.talking = True
+
     def _new_breath(self) -> None:
+        if self.talking and self._talk_rng is not None:  # speech: short inhales, long
+            self._breath_jitter = float(np.clip(  # and uneven exhales
+                self._talk_rng.normal(0.9, TALK_BREATH_CV), 0.35, 1.8))
+            self._depth = self.spec.depth * float(self._talk_rng.uniform(0.4, 1.3))
+            return
         self._breath_jitter = float(np.clip(self.rng.normal(1.0, BREATH_CV), 0.7, 1.3))
         depth = self.spec.depth * float(np.clip(self.rng.normal(1.0, 0.1), 0.6, 1.4))
         if self.rng.uniform() < 1.0 / SIGH_EVERY:
@@ -175,6 +202,7 @@ class Person:
         if dt <= 0:
             raise ValueError("advance() needs a later time")
         self._step_arousal(dt)
+        self._step_talk(t0, dt)
         aim = self._aim_rate(orb, partner_rate_bpm)
         self.rate_bpm += (aim - self.rate_bpm) * min(dt / RATE_TAU_S, 1.0)
         omega = self._phase_rate(t0, orb, partner_phase)
@@ -249,6 +277,9 @@ class Person:
             k = (t >= b) & (t < b + 0.25)
             out[k, 0] += 4.0 * np.sin(2 * math.pi * 8.0 * (t[k] - b)) * np.exp(-(t[k] - b) / 0.08)
         out += self.rng.normal(0, 2.0, out.shape)
+        if self.talking and self._talk_rng is not None and n > 1:  # the voice on the chest
+            hum = self._talk_rng.normal(0, TALK_VIBRATION_MG, (n + 1, 3))
+            out += (hum[1:] - hum[:-1]) / math.sqrt(2.0)  # broadband, most above 20 Hz
         return out
 
     def _ecg(self, t: np.ndarray, t0: float, omega: float) -> np.ndarray:

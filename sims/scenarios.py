@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,6 +119,12 @@ SCENARIOS: dict[str, Scenario] = {
             "Two people who ignore the orb but attune to each other's breathing.",
             (PersonSpec("A", arousal=0.3, compliance=0.0, coupling=0.5, phase_coupling=1.5),
              PersonSpec("B", arousal=0.4, compliance=0.0, coupling=0.5, phase_coupling=1.5)),
+        ),
+        Scenario(
+            "talking",
+            "calm-anchor while both partners talk about a third of the time, in bouts.",
+            (dataclasses.replace(_CALM_A, talk_share=0.3),
+             dataclasses.replace(_ACTIVATED_B, talk_share=0.3)),
         ),
         Scenario(
             "chaos",
