@@ -63,6 +63,9 @@ class AnchorChooser:
         if not known or (self.anchor is None and len(known) < len(couple) and not settled):
             return self.anchor
         best = max(sorted(known), key=lambda k: known[k])  # type: ignore[arg-type,return-value]
+        if self.anchor is None and len(couple) == 1:  # solo: the one person anchors
+            self._set(best)
+            return self.anchor
         if self.anchor is None:  # the first anchor too must lead the other by the margin
             rest = [v for k, v in known.items() if k != best]
             lead = known[best] - max(rest) if rest else 0.0  # type: ignore[operator,type-var]

@@ -65,14 +65,15 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "anchor-flip",
-            "A starts calm and B activated; from minute 7 to 8 they trade places.",
+            "After the baseline A calms down and anchors; from minute 7 to 8 they trade "
+            "places: A activated, B calmer than at their baseline.",
             (
-                PersonSpec("A", arousal=0.17, compliance=0.2, hr_rest_bpm=58.0),
-                PersonSpec("B", arousal=0.83, compliance=0.2, hr_rest_bpm=64.0, lean_deg=20.0),
+                PersonSpec("A", arousal=0.35, compliance=0.2, hr_rest_bpm=58.0),
+                PersonSpec("B", arousal=0.6, compliance=0.2, hr_rest_bpm=64.0, lean_deg=20.0),
             ),
             arousal_schedule={
-                "A": ((0.0, 0.17), (420.0, 0.17), (480.0, 0.85)),
-                "B": ((0.0, 0.83), (420.0, 0.83), (480.0, 0.15)),
+                "A": ((0.0, 0.35), (140.0, 0.35), (180.0, 0.17), (420.0, 0.17), (480.0, 0.6)),
+                "B": ((0.0, 0.6), (420.0, 0.6), (480.0, 0.2)),
             },
         ),
         Scenario(
