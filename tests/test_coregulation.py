@@ -21,6 +21,7 @@ from coach.coregulator import AnchorChooser, CoRegulator
 from coach.synchrony import (
     Synchrony,
     chance_level,
+    offline_counts,
     lagged_xcorrs,
     plv,
     ppc,
@@ -284,6 +285,34 @@ def test_windows_are_judged_only_once_enough_pseudo_couples_exist_and_never_over
             judged_at.append(t)
     assert judged_at and judged_at[0] >= 2 * 60  # needs a past of other stretches
     assert np.all(np.diff(judged_at) >= 60)  # independent: no two windows overlap
+
+
+def _rows(n: int, rng: np.random.Generator, coupled: bool) -> np.ndarray:
+    """One row a second as coach.synchrony keeps them: two breathing phases that wander
+    (about 10/min, uneven breaths), either locked together or each on their own."""
+    def walk() -> np.ndarray:
+        return np.cumsum(2 * math.pi * 10 / 60 + rng.normal(0, 0.35, n))
+    a = walk()
+    b = a + 0.4 + rng.normal(0, 0.4, n) if coupled else walk()
+    hr = 70 + rng.normal(0, 1, (n, 2))
+    return np.column_stack([a % (2 * math.pi), b % (2 * math.pi), np.zeros(n), hr, np.zeros(n)])
+
+
+def test_offline_judging_tells_a_coupled_pair_from_an_independent_one() -> None:
+    rng = np.random.default_rng(11)
+    coupled = offline_counts(_rows(1800, rng, True))
+    apart = offline_counts(_rows(1800, rng, False))
+    assert coupled["windows"] == apart["windows"] == 30  # every minute, none overlapping
+    assert coupled["beyond"] >= 27 and apart["beyond"] <= 4
+
+
+def test_offline_pseudo_couples_may_come_from_other_sessions() -> None:
+    rng = np.random.default_rng(12)
+    short = _rows(150, rng, True)  # too short to find enough pseudo-partners in itself
+    assert offline_counts(short)["windows"] == 0
+    others = [_rows(600, rng, False) for _ in range(2)]
+    judged = offline_counts(short, others=others)
+    assert judged["windows"] == 2 and judged["beyond"] == 2
 
 
 # ------------------------------------------------------------------ closed loop
