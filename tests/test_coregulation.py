@@ -21,8 +21,8 @@ from coach.coregulator import AnchorChooser, CoRegulator
 from coach.synchrony import (
     Synchrony,
     chance_level,
-    offline_counts,
     lagged_xcorrs,
+    offline_counts,
     plv,
     ppc,
     ppcs,
