@@ -63,7 +63,7 @@ class AnchorChooser:
         if not known or (self.anchor is None and len(known) < len(couple) and not settled):
             return self.anchor
         best = max(sorted(known), key=lambda k: known[k])  # type: ignore[arg-type,return-value]
-        if self.anchor is None and len(couple) == 1:  # solo: the one person anchors
+        if self.anchor is None and len(known) == 1:  # solo, or the other silent past the grace
             self._set(best)
             return self.anchor
         if self.anchor is None:  # the first anchor too must lead the other by the margin
