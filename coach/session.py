@@ -156,7 +156,7 @@ class Session:
                 {k: p.phase for k, p in partners.items()},
                 {k: p.hr_bpm for k, p in partners.items()},
                 orb,
-                {k: getattr(p, "talking", None) for k, p in partners.items()},
+                {k: p.talking for k, p in partners.items()},
             )
             # the orb follows the anchor: its locking to the orb says so, not the reverse
             pacer = last.pacer if last is not None else None
