@@ -144,3 +144,11 @@ def test_unknown_values_render_as_dashes(dash, stand_in, make_state, qtbot) -> N
                                              (0.5, "4:8")])
 def test_ratio_text(ratio, text) -> None:
     assert _ratio_text(ratio) == text
+
+
+def test_anchor_hand_over_is_shown(dash, stand_in, make_state, qtbot) -> None:
+    t = stand_in.clock.now()
+    stand_in.states.publish(make_state(t, anchor="B", extra={"anchor_handover": "A -> B"}))
+    qtbot.waitUntil(lambda: "handed over A -> B" in dash.header.anchor.text(), timeout=2000)
+    stand_in.states.publish(make_state(t + 0.1, anchor="A", extra={"anchor_handover": "A -> B"}))
+    qtbot.waitUntil(lambda: "handed over" not in dash.header.anchor.text(), timeout=2000)
