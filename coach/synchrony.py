@@ -11,10 +11,12 @@ Sampled once a second, over windows of :data:`SYNC_WINDOW_S` seconds:
 - ``breath_ppc_chance``: the 95th percentile of the same figure over *pseudo-couples*:
   A's breathing now against B's from a non-overlapping stretch of the same session, and
   B's now against A's from such a stretch (Flory et al. 2023; Moulder et al. 2018). A
-  pseudo-couple keeps each partner's own rhythm but breaks the pairing. While the orb
-  leads, phases are taken *relative to the orb* (each partner's phase minus the orb's)
-  before pairing, so two people who each follow the orb keep their relation in the
-  pseudo-couple too: the orb explains it, and it does not count.
+  pseudo-couple keeps each partner's own rhythm but breaks the pairing. It is paired
+  twice: with phases *relative to the orb* (each partner's phase minus the orb's), so two
+  people who each follow the orb keep their relation in the pseudo-couple too (the orb
+  explains it, and it does not count), and with phases as they are, so two people who
+  merely breathe at the same rate while the orb's pace moves are not credited either.
+  The chance level is the higher of the two.
 - ``beyond_chance``: ``breath_ppc`` above ``breath_ppc_chance`` in the latest window
   (None before :data:`MIN_SURROGATES` pseudo-couples exist).
 - ``orb_ppc``: each partner's breathing against the orb (same figure). The orb follows
@@ -183,8 +185,12 @@ def window_figures(h: np.ndarray, cur: int, w: int = SYNC_WINDOW_S,
     out["hr_xcorr"] = None if math.isnan(r[0]) else float(r[0])
     if 2 * len(starts) < MIN_SURROGATES:
         return out
-    surrogates = np.concatenate([ppcs(rel_a[None, :] - other_b), ppcs(other_a - rel_b[None, :])])
-    chance = chance_level(surrogates)
+    # chance with the orb's help (phases relative to the orb) and without it (as they
+    # are): the window must beat both, so neither a shared orb nor a shared rate counts
+    with_orb = np.concatenate([ppcs(rel_a[None, :] - other_b), ppcs(other_a - rel_b[None, :])])
+    a, b = win[:, _A], win[:, _B]
+    as_is = np.concatenate([ppcs(a[None, :] - h[idx, _B]), ppcs(h[idx, _A] - b[None, :])])
+    chance = max(chance_level(with_orb), chance_level(as_is))
     r_other = lagged_xcorrs(hb - hb.mean(), h[idx, _HA], MAX_LAG_S)
     known = np.concatenate([r[1:], r_other])
     known = known[~np.isnan(known)]
