@@ -87,14 +87,14 @@ def main() -> None:
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for states in (False, True):
-            path = Path(tmp) / f"s{int(states)}.sqlite"
+            path = Path(tmp) / f"s{int(states)}.coach"
             t = time.perf_counter()
             n = write_hour(path, args.minutes, states)
             key = "with_states" if states else "raw"
             out[f"{key}_write_s"] = round(time.perf_counter() - t, 2)
             out[f"{key}_mb_per_hour"] = round(path.stat().st_size / 1e6 * 60 / args.minutes, 2)
         out["events"] = n
-        n, dt = replay_rate(Path(tmp) / "s0.sqlite")
+        n, dt = replay_rate(Path(tmp) / "s0.coach")
         out["replay_sources_s"] = round(dt, 2)
         out["replay_sources_x_realtime"] = round(args.minutes * 60 / dt)
     print(json.dumps(out, indent=1))

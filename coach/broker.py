@@ -3,22 +3,40 @@
 Only the plugins we need are loaded: no ``$SYS`` topics and no packet logger (it would
 log payloads). A broker reachable from other machines must have a password file and
 should have TLS; :func:`check_listen_safety` refuses an open one unless told otherwise.
+
+With a user list (``coach broker --users FILE``, see :mod:`coach.mqtt.users`)
+``coach.amqtt_broker.UserListPlugin`` checks logins and topics. amqtt 0.12.1 (the
+newest release) needs three repairs, made in ``coach.amqtt_broker.CoachBroker``:
+
+- its own ACL plugin (``TopicAccessControlListPlugin``) cannot restrict what a client
+  *receives* when configured from Python (its ``Config`` lacks ``receive_acl``), and
+  retained messages are sent to a new subscriber without any check; worse, a client
+  that connects is sent the retained messages of *every* client's subscriptions. Here a
+  retained message goes only to a client that subscribed to it and may read it;
+- it reads a whole packet into memory before looking at it (a 150 MB publish took it to
+  1.4 GB): here a packet over :data:`MAX_PACKET_BYTES` closes the connection unread;
+- it iterates its subscription table across ``await`` while other clients subscribe
+  (``RuntimeError: dictionary changed size during iteration``, broker.py:601, which
+  leaves a new client with a CONNACK and then nothing): here iteration is over a copy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
 from coach.mqtt.url import InsecureConnectionError, MqttConfigError, is_loopback_host
+from coach.mqtt.users import UserList
 
 log = logging.getLogger(__name__)
 
 _ANON = "amqtt.plugins.authentication.AnonymousAuthPlugin"
 _FILE = "amqtt.plugins.authentication.FileAuthPlugin"
+_USERS = "coach.amqtt_broker.UserListPlugin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +46,7 @@ class BrokerOptions:
     host: str = "127.0.0.1"
     port: int = 0  # 0: the OS picks a free port (read it back from .port)
     password_file: str | None = None  # lines of "user:<argon2 hash>" (coach broker --hash)
+    users_file: str | None = None  # a coach user list: logins and per-topic rights
     tls_port: int | None = None  # a second, TLS listener when certfile/keyfile are given
     certfile: str | None = None
     keyfile: str | None = None
@@ -45,9 +64,9 @@ def check_listen_safety(opts: BrokerOptions) -> None:
         raise MqttConfigError("no listener: enable plaintext or give a TLS port")
     if is_loopback_host(opts.host) or opts.insecure:
         return
-    if opts.password_file is None:
+    if opts.password_file is None and opts.users_file is None:
         raise InsecureConnectionError(
-            f"refusing an anonymous broker on {opts.host}: give --password-file (or --insecure)"
+            f"refusing an anonymous broker on {opts.host}: give --users (or --insecure)"
         )
     if opts.plaintext:
         raise InsecureConnectionError(
@@ -71,6 +90,11 @@ def broker_config(opts: BrokerOptions) -> dict[str, Any]:
             "keyfile": opts.keyfile,
         }
         listeners["tls" if opts.plaintext else "default"] = tls
+    if opts.users_file is not None:
+        if opts.password_file is not None:
+            raise MqttConfigError("give --users or --password-file, not both")
+        UserList.load(opts.users_file)  # a damaged list is refused here, with its reason
+        return {"listeners": listeners, "plugins": {_USERS: {"users_file": opts.users_file}}}
     plugins: dict[str, Any] = {_ANON: {"allow_anonymous": opts.password_file is None}}
     if opts.password_file is not None:
         if not Path(opts.password_file).is_file():
@@ -90,10 +114,26 @@ class EmbeddedBroker:
         self.tls_port: int | None = None
 
     async def start(self) -> None:
-        from amqtt.broker import Broker  # imported late: a heavy import few runs need
+        from amqtt.errors import BrokerError
 
-        self._broker = Broker(broker_config(self.opts))
-        await self._broker.start()
+        from coach.amqtt_broker import CoachBroker  # imported late: amqtt is heavy
+
+        self._broker = CoachBroker(broker_config(self.opts))
+        quiet = _DropStartupTraceback()
+        logging.getLogger("amqtt.broker").addFilter(quiet)
+        try:
+            await self._broker.start()
+        except BrokerError as exc:  # one line for the user, not amqtt's traceback
+            self._broker = None
+            cause = exc.__cause__
+            if isinstance(cause, ssl.SSLError):
+                raise MqttConfigError(f"cannot use the TLS certificate and key: "
+                                      f"{cause.reason or cause}") from None
+            if isinstance(cause, OSError):
+                raise cause from None  # "address already in use": the caller says where
+            raise MqttConfigError(f"the MQTT broker cannot start: {cause or exc}") from None
+        finally:
+            logging.getLogger("amqtt.broker").removeFilter(quiet)
         servers = self._broker._servers  # amqtt exposes no public accessor (0.12.1)
         if self.opts.plaintext:
             self.port = _bound_port(servers["default"])
@@ -125,6 +165,11 @@ class EmbeddedBroker:
             await asyncio.Event().wait()
         finally:
             await self.stop()
+
+
+class _DropStartupTraceback(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "Broker startup failed"
 
 
 def _bound_port(server: Any) -> int:

@@ -4,8 +4,13 @@ BIDS: per participant label, one ``*_recording-<ecg|acc>_physio.tsv.gz`` per reg
 sampled stream (no header; columns, rate, start time and units in the JSON sidecar),
 and one ``*_events.tsv`` with beats (RR), markers, commands and the pacer's breaths.
 Time 0 is the session start; gaps (a strap away) are ``n/a`` rows, so row ``i`` is
-always at ``StartTime + i / SamplingFrequency``. No names, no dates: participants are
-their labels.
+always at ``StartTime + i / SamplingFrequency``. No names: participants are
+``sub-<session><label>`` (a hash of the session's start, letters and digits only as
+BIDS asks: ``sub-s3f9a2c1dA``), so one folder holds many couples; ``subject_prefix``
+replaces the session part. An export refuses to replace a file unless ``force``; the
+files are private to the user (0600, new folders 0700). Text fields in TSV are escaped
+as BIDS asks: a value with a tab is double-quoted; a line break is written ``\n`` so
+each event stays one line.
 
 References
 ----------
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import math
@@ -26,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from coach.recording import RecordingReader
+from coach.recording import RecordingError, RecordingReader, private_umask
 from coach.types import TWO_PI
 
 BIDS_VERSION = "1.9.0"
@@ -74,30 +80,71 @@ def _stem(sub: str, ses: str | None) -> str:
     return f"sub-{sub}" + (f"_ses-{ses}" if ses else "") + f"_task-{TASK}"
 
 
-def export_bids(reader: RecordingReader, out_dir: Path, *, subject_prefix: str = "",
-                session: str | None = None) -> list[Path]:
-    """Write the recording as BIDS physio and events files under ``out_dir``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = [_dataset_description(out_dir)]
-    shared = list(_shared_events(reader))
+def session_id(reader: RecordingReader) -> str:
+    """The recording's session as a BIDS label, letters and digits only: ``s`` and eight
+    hex digits of a hash of its start, so couples differ and no date is exported."""
+    who = json.dumps([reader.meta.get("started_utc"), reader.meta.get("t_origin_s"),
+                      list(reader.labels)])
+    return "s" + hashlib.sha256(who.encode()).hexdigest()[:8]
+
+
+def refuse_existing(paths: list[Path], force: bool) -> None:
+    """Raise RecordingError naming the first of ``paths`` that exists (unless ``force``)."""
+    if force:
+        return
+    for path in paths:
+        if path.exists():
+            raise RecordingError(f"{path} already exists; export elsewhere or add --force")
+
+
+def _bids_paths(reader: RecordingReader, out_dir: Path, prefix: str,
+                session: str | None) -> dict[str, tuple[Path, Path]]:
+    """Per label: its folder and the stem of its files."""
+    out = {}
     for label in reader.labels:
-        sub = f"{subject_prefix}{label}"
+        sub = f"{prefix}{label}"
         folder = out_dir / f"sub-{sub}" / (f"ses-{session}" if session else "") / "beh"
-        folder.mkdir(parents=True, exist_ok=True)
-        stem = _stem(sub, session)
-        for kind in STREAMS:
-            written += _physio(reader, label, kind, folder / f"{stem}_recording-{kind}")
-        rows = sorted(list(_beat_events(reader, label)) + shared, key=lambda r: r[0])
-        written.append(_events_tsv(folder / f"{stem}_events.tsv", rows))
+        out[label] = (folder, folder / _stem(sub, session))
+    return out
+
+
+def export_bids(reader: RecordingReader, out_dir: Path, *, subject_prefix: str | None = None,
+                session: str | None = None, force: bool = False) -> list[Path]:
+    """Write the recording as BIDS physio and events files under ``out_dir``.
+
+    ``subject_prefix`` None: the recording's :func:`session_id`. Raises RecordingError
+    before writing anything if a file it would write exists (unless ``force``).
+    """
+    prefix = session_id(reader) if subject_prefix is None else subject_prefix
+    paths = _bids_paths(reader, out_dir, prefix, session)
+    planned = [stem.with_name(stem.name + suffix) for _, stem in paths.values()
+               for suffix in ("_recording-ecg_physio.tsv.gz", "_recording-ecg_physio.json",
+                              "_recording-acc_physio.tsv.gz", "_recording-acc_physio.json",
+                              "_events.tsv", "_events.json")]
+    refuse_existing(planned, force)
+    with private_umask():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        written = _dataset_description(out_dir)
+        shared = list(_shared_events(reader))
+        for label, (folder, stem) in paths.items():
+            folder.mkdir(parents=True, exist_ok=True)
+            for kind in STREAMS:
+                written += _physio(reader, label, kind,
+                                   stem.with_name(f"{stem.name}_recording-{kind}"))
+            rows = sorted(list(_beat_events(reader, label)) + shared, key=lambda r: r[0])
+            written.append(_events_tsv(stem.with_name(f"{stem.name}_events.tsv"), rows))
     return written
 
 
-def _dataset_description(out_dir: Path) -> Path:
+def _dataset_description(out_dir: Path) -> list[Path]:
+    """The dataset's description, written once: the couples after the first share it."""
     path = out_dir / "dataset_description.json"
+    if path.exists():
+        return []
     desc = {"Name": "coach breathing-coach sessions", "BIDSVersion": BIDS_VERSION,
             "DatasetType": "raw", "GeneratedBy": [{"Name": "coach"}]}
     path.write_text(json.dumps(desc, indent=2) + "\n")
-    return path
+    return [path]
 
 
 def _physio(reader: RecordingReader, label: str, kind: str, base: Path) -> list[Path]:
@@ -105,6 +152,16 @@ def _physio(reader: RecordingReader, label: str, kind: str, base: Path) -> list[
               for e in reader.entries((kind,), label) if len(_samples(e.item))]
     if not chunks:
         return []
+    fs, end = chunks[0][1], chunks[0][0] + reader.duration_s + 60.0
+    late = [c for c in chunks if c[0] > end]
+    if late:  # the grid spans the session, not a time someone typed into a row
+        reader.warn(f"{label} {kind}: {len(late)} chunks after the session's end left out")
+        chunks = [c for c in chunks if c[0] <= end]
+    other = [c for c in chunks if c[1] != fs]
+    if other:  # one grid, one rate: chunks at another rate cannot go on it
+        reader.warn(f"{label} {kind}: {len(other)} chunks at a rate other than {fs:g} Hz "
+                    "left out of the physio file")
+        chunks = [c for c in chunks if c[1] == fs]
     t0, fs, values = regular_grid(chunks)
     spec = STREAMS[kind]
     tsv = base.with_name(base.name + "_physio.tsv.gz")
@@ -176,13 +233,23 @@ def _wraps(p: dict[str, Any], t_from: float, t_to: float, origin: float) -> Iter
         k += 1
 
 
+def tsv_field(value: str) -> str:
+    """One TSV value as BIDS asks: ``n/a`` when empty, double-quoted when it holds a tab
+    or starts with a quote (quotes inside doubled), line breaks written ``\\n``."""
+    value = value.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\\n")
+    if not value:
+        return "n/a"
+    if "\t" in value or value.startswith('"'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
 def _events_tsv(path: Path, rows: list[EventRow]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter="\t", lineterminator="\n")
-        w.writerow(["onset", "duration", "trial_type", "value", "note"])
+    with path.open("w", encoding="utf-8") as f:
+        f.write("onset\tduration\ttrial_type\tvalue\tnote\n")
         for onset, duration, kind, value, note in rows:
-            w.writerow([f"{onset:.4f}", f"{duration:.4f}", kind, value or "n/a",
-                        note.replace("\t", " ") or "n/a"])
+            fields = (f"{onset:.4f}", f"{duration:.4f}", kind, value, note)
+            f.write("\t".join(tsv_field(str(x)) for x in fields) + "\n")
     sidecar = {"onset": {"Units": "s", "Description": "seconds from the session start"},
                "duration": {"Units": "s"},
                "trial_type": {"Levels": {
@@ -198,9 +265,22 @@ def _events_tsv(path: Path, rows: list[EventRow]) -> Path:
 # ----------------------------------------------------------------------------- CSV
 
 
-def export_csv(reader: RecordingReader, out_dir: Path) -> list[Path]:
-    """Plain CSV: per label ECG, ACC and RR with sample times; states; events."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+def export_csv(reader: RecordingReader, out_dir: Path, *, force: bool = False) -> list[Path]:
+    """Plain CSV: per label ECG, ACC and RR with sample times; states; events.
+
+    Raises RecordingError before writing anything if one of its files exists (unless
+    ``force``); files 0600, a new folder 0700.
+    """
+    planned = [out_dir / f"{label}_{kind}.csv" for label in reader.labels
+               for kind in ("ecg", "acc", "rr")] + [out_dir / "states.csv",
+                                                    out_dir / "events.csv"]
+    refuse_existing(planned, force)
+    with private_umask():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return _export_csv(reader, out_dir)
+
+
+def _export_csv(reader: RecordingReader, out_dir: Path) -> list[Path]:
     origin, written = reader.t_origin_s, []
     for label in reader.labels:
         for kind, header in (("ecg", "time_s,ecg_uv"), ("acc", "time_s,x_mg,y_mg,z_mg")):

@@ -14,7 +14,9 @@ header, 1.6 b-tree pages, 2.1 record format, 4 the WAL file).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
 import struct
 from collections.abc import Iterator
@@ -160,9 +162,23 @@ def _is_event(values: list[Any]) -> bool:
 def recover(path: str | Path, output: Path | None = None) -> RecoveryResult:
     """Salvage every intact event row of ``path`` into a new recording ``output``.
 
-    Raises :class:`~coach.recording.RecordingError` when nothing at all is left.
+    Without ``output`` the copy goes beside the damaged file (``X.recovered.coach``);
+    a copy made earlier from the same damaged file (same size and time) is reused, not
+    written again. The copy is written under a temporary name and renamed when complete,
+    so a full disk never leaves half a copy. Raises
+    :class:`~coach.recording.RecordingError` when nothing at all is left or the copy
+    cannot be saved.
     """
     path = Path(path)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise rec.RecordingError(f"cannot read {path}: {exc.strerror}") from None
+    origin = {"name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if output is None:
+        output, earlier = _recovered_name(path, origin)
+        if earlier:
+            return _reused(path, output)
     try:
         pages, usable = _pages(path)
     except OSError as exc:
@@ -176,17 +192,53 @@ def recover(path: str | Path, output: Path | None = None) -> RecoveryResult:
             meta[values[0]] = values[1]
     if meta.get("format") != json.dumps(rec.FORMAT) and not events:
         raise rec.RecordingError(f"{path} is damaged beyond repair: no events survived")
-    output = output or _recovered_name(path)
-    _write(output, meta, events)
+    meta["recovered_from"] = json.dumps(origin)
+    partial = output.with_name(f".{output.name}.partial-{os.getpid()}")
+    try:
+        _write(partial, meta, events)
+        os.replace(partial, output)
+    except (OSError, sqlite3.Error, rec.RecordingError) as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+            Path(f"{partial}-journal").unlink(missing_ok=True)
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise rec.RecordingError(f"{path} is damaged; {len(events)} events could be "
+                                 f"recovered but not saved to {output} ({why})") from None
     return _result(path, output, events)
 
 
-def _recovered_name(path: Path) -> Path:
-    out, n = path.with_name(f"{path.stem}.recovered{path.suffix}"), 1
+def _recovered_name(path: Path, origin: dict[str, Any]) -> tuple[Path, bool]:
+    """Where to save the copy, and whether a copy of this very damaged file is there."""
+    stem = path.name.removesuffix(path.suffix) if path.suffix else path.name
+    out, n = path.with_name(f"{stem}.recovered{rec.SUFFIX}"), 1
     while out.exists():
+        if _recovered_from(out) == origin:
+            return out, True
         n += 1
-        out = path.with_name(f"{path.stem}.recovered-{n}{path.suffix}")
-    return out
+        out = path.with_name(f"{stem}.recovered-{n}{rec.SUFFIX}")
+    return out, False
+
+
+def _recovered_from(path: Path) -> Any:
+    try:
+        db = sqlite3.connect(rec.sqlite_uri(path, mode="ro", immutable="1"), uri=True)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'recovered_from'").fetchone()
+        finally:
+            db.close()
+        return json.loads(row[0]) if row else None
+    except (sqlite3.Error, ValueError, TypeError):
+        return None
+
+
+def _reused(source: Path, output: Path) -> RecoveryResult:
+    db = sqlite3.connect(rec.sqlite_uri(output, mode="ro", immutable="1"), uri=True)
+    try:
+        events = {row[0]: list(row) for row in db.execute(
+            f"SELECT {rec.COLUMNS} FROM events")}
+    finally:
+        db.close()
+    return _result(source, output, events)
 
 
 def _write(output: Path, meta: dict[str, str], events: dict[int, list[Any]]) -> None:

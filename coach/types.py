@@ -285,6 +285,7 @@ class SessionState:
     pacer: PacerState | None = None
     markers: tuple[Marker, ...] = ()  # markers set since the previous state
     extra: Mapping[str, Any] = field(default_factory=dict)
+    session_id: str = ""  # set by whoever publishes it: a restarted room gets a new one
 
     def to_json(self, t_origin_s: float = 0.0) -> dict[str, Any]:
         """The JSON object printed by ``coach demo --json`` and published over MQTT.
@@ -308,4 +309,6 @@ class SessionState:
                 for m in self.markers
             ]
         out.update(self.extra)
+        if self.session_id:
+            out["session_id"] = self.session_id
         return out

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from mqtt_fixtures import PASSWORD, USER, BrokerHandle, Certs, Mosquitto, make_certs
+from mqtt_fixtures import (
+    PASSWORD,
+    USER,
+    BrokerHandle,
+    Certs,
+    Mosquitto,
+    make_certs,
+    make_clinic_users,
+)
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +61,43 @@ def broker(request: pytest.FixtureRequest) -> BrokerHandle:
     return request.getfixturevalue("amqtt_broker")
 
 
+
+
+# ------------------------------------------------------------------ the clinic (users + ACLs)
+
+
+@pytest.fixture
+def clinic_users(tmp_path: Path) -> Path:
+    return make_clinic_users(tmp_path)
+
+
+@pytest.fixture
+def clinic_mosquitto(tmp_path: Path, certs: Certs, clinic_users: Path) -> Iterator[Mosquitto]:
+    m = Mosquitto(tmp_path, certs, users=clinic_users)
+    m.start()
+    try:
+        yield m
+    finally:
+        m.kill()
+
+
+@pytest_asyncio.fixture
+async def clinic_amqtt(certs: Certs, clinic_users: Path) -> AsyncIterator[BrokerHandle]:
+    from coach.broker import BrokerOptions, EmbeddedBroker
+
+    broker = EmbeddedBroker(BrokerOptions(users_file=str(clinic_users), tls_port=0,
+                                          certfile=str(certs.cert), keyfile=str(certs.key)))
+    await broker.start()
+    assert broker.port and broker.tls_port
+    try:
+        yield BrokerHandle("amqtt", broker.port, broker.tls_port, certs.ca)
+    finally:
+        await broker.stop()
+
+
+@pytest.fixture(params=["mosquitto", "amqtt"])
+def clinic_broker(request: pytest.FixtureRequest) -> BrokerHandle:
+    """A broker whose logins and ACLs come from the CLINIC user list, once per broker."""
+    if request.param == "mosquitto":
+        return request.getfixturevalue("clinic_mosquitto").handle
+    return request.getfixturevalue("clinic_amqtt")

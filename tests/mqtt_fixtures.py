@@ -102,22 +102,56 @@ class BrokerHandle:
                          ca_file=str(self.ca) if tls else None)
 
 
-class Mosquitto:
-    """/usr/sbin/mosquitto on free loopback ports; killed and restartable by PID."""
+# The clinic of the ACL tests: two rooms, a therapist who may steer both, one who may
+# only watch room-1. Each login's password is its name reversed plus "-pw".
+CLINIC = (("room-1", "room", (), False), ("room-2", "room", (), False),
+          ("ana", "therapist", ("room-1", "room-2"), True),
+          ("tom", "therapist", ("room-1",), False))
 
-    def __init__(self, d: Path, certs: Certs) -> None:
+
+def clinic_password(name: str) -> str:
+    return name[::-1] + "-pw"
+
+
+def make_clinic_users(d: Path) -> Path:
+    """The CLINIC user list, written as ``coach users add`` does."""
+    from coach.mqtt.users import User, UserList, hash_password
+
+    users = UserList()
+    for name, role, rooms, control in CLINIC:
+        users.add(User(name, role, rooms or (name,), control,  # type: ignore[arg-type]
+                       hash_password(clinic_password(name), iterations=1000)))
+    path = d / "clinic-users.json"
+    users.save(path)
+    return path
+
+
+class Mosquitto:
+    """/usr/sbin/mosquitto on free loopback ports; killed and restartable by PID.
+
+    With ``users`` (a coach user list) its logins, ACLs and packet cap come from the
+    files ``coach users mosquitto`` writes; else one login (USER) may do anything.
+    """
+
+    def __init__(self, d: Path, certs: Certs, users: Path | None = None) -> None:
         if not Path(MOSQUITTO).is_file():
             pytest.fail(f"mosquitto not found at {MOSQUITTO}: apt-get install mosquitto")
         self.dir, self.port, self.tls_port = d, free_port(), free_port()
-        passwd = d / "passwd"
-        subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), USER, PASSWORD],
-                       check=True, capture_output=True)
+        if users is not None:
+            from coach.mqtt.users import UserList, write_mosquitto_files
+
+            conf = write_mosquitto_files(UserList.load(users), d / "coach")[2].read_text()
+        else:
+            passwd = d / "passwd"
+            subprocess.run(["mosquitto_passwd", "-b", "-c", str(passwd), USER, PASSWORD],
+                           check=True, capture_output=True)
+            conf = (f"per_listener_settings false\nallow_anonymous false\n"
+                    f"password_file {passwd}\n")
         # as root, mosquitto would switch to user "mosquitto", who cannot read pytest's
         # private tmp dirs; stay the invoking user instead
         user = "user root\n" if os.geteuid() == 0 else ""
         (d / "mosquitto.conf").write_text(
-            f"{user}per_listener_settings false\nallow_anonymous false\npersistence false\n"
-            f"password_file {passwd}\nlog_dest stderr\n"
+            f"{user}{conf}persistence false\nlog_dest stderr\n"
             f"listener {self.port} 127.0.0.1\n"
             f"listener {self.tls_port} 127.0.0.1\ncafile {certs.ca}\n"
             f"certfile {certs.cert}\nkeyfile {certs.key}\n")

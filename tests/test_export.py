@@ -19,7 +19,7 @@ from coach.types import AccChunk, Command, EcgChunk, HeartRate, Marker, PacerSta
 @pytest.fixture
 def recording(tmp_path: Path, make_state: Any) -> Path:
     rng = np.random.default_rng(3)
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     clock = [0.0]
     with Recorder(path, labels=("A", "B"), now=lambda: clock[0], t_origin_s=10.0) as rec:
         for k in range(40):  # 10 s; B is gone from 4 s to 6 s
@@ -69,7 +69,7 @@ def test_bids_files_hold_every_sample(recording: Path, tmp_path: Path) -> None:
 
 def test_bids_events_hold_beats_markers_and_pacer(recording: Path, tmp_path: Path) -> None:
     with RecordingReader(recording) as reader:
-        export_bids(reader, tmp_path)
+        export_bids(reader, tmp_path, subject_prefix="")
     path = tmp_path / "sub-A" / "beh" / "sub-A_task-coregulation_events.tsv"
     with path.open() as f:
         rows = list(csv.DictReader(f, delimiter="\t"))

@@ -244,14 +244,25 @@ _cell = (
 )
 
 
+# the other headers coach analyze accepts (docs/files.md), Polar Sensor Logger's among them
+_OTHER_HEADERS = (
+    "time_s,x_g,y_g,z_g,total_g", "rr_ms", "time_s,rr_ms",
+    "Phone timestamp;sensor timestamp [ns];X [mg];Y [mg];Z [mg]",
+    "Phone timestamp;sensor timestamp [ns];timestamp [ms];ecg [uV]",
+    "Phone timestamp;RR-interval [ms]",
+    "Phone timestamp;PP-interval [ms];error estimate [ms];blocker;contact;contact;hr [bpm]",
+)
+
+
 @st.composite
 def garbage_csv(draw: st.DrawFn, kind: str) -> bytes:
     """Wrong or right headers, odd cells, ragged rows, stray encodings."""
     header = draw(st.sampled_from((_COLUMNS.get(kind, ""), "a,b", " time_s , ecg_uv ",
-                                   "\ufefftime_s,ecg_uv", "")))
+                                   "\ufefftime_s,ecg_uv", "", *_OTHER_HEADERS)))
     ncols = draw(st.integers(1, 5))
     rows = draw(st.lists(st.lists(_cell, min_size=ncols, max_size=ncols), max_size=12))
-    text = "\n".join([header, *(",".join(r) for r in rows)])
+    sep = ";" if ";" in header else ","
+    text = "\n".join([header, *(sep.join(r) for r in rows)])
     codec_name = draw(st.sampled_from(("utf-8", "utf-16", "latin-1")))
     return text.encode(codec_name, errors="replace")
 
@@ -266,10 +277,14 @@ def plausible_csv(draw: st.DrawFn, kind: str) -> bytes:
         shape = draw(st.sampled_from(("steady", "noise", "extreme")))
         rr = {"steady": np.full(n, 800.0), "noise": rng.uniform(200, 2000, n),
               "extreme": rng.choice([0.001, 1.0, 59_999.0, 800.0], n)}[shape]
-        return "\n".join(f"{v!r}" for v in rr).encode()
+        header = draw(st.sampled_from(("", "rr_ms", "Phone timestamp;RR-interval [ms]")))
+        cells = [f"2026-03-14T09:26:53.000;{v!r}" if ";" in header else f"{v!r}" for v in rr]
+        return "\n".join([header, *cells] if header else cells).encode()
     fs = draw(st.sampled_from((_LOW_RATE_HZ[kind], 130.0, 200.0)))
     n = round(fs * draw(st.floats(10.0, 14.0)))
     t = np.arange(n) / fs
+    if draw(st.booleans()):  # a phone logger's stamps: jittered, ms resolution, repeats
+        t = np.maximum.accumulate(np.round(t + rng.uniform(0, 0.5 / fs, n), 3))
     shape = draw(st.sampled_from(("zero", "sine", "noise", "spikes", "huge", "step")))
     amp = draw(st.sampled_from((1.0, 1e3, 1e6)))
     wave = {
@@ -279,6 +294,12 @@ def plausible_csv(draw: st.DrawFn, kind: str) -> bytes:
     }[shape] * amp
     cols = 1 if kind == "ecg" else 3
     data = np.column_stack([t, *[wave * (k + 1) for k in range(cols)]])
+    if draw(st.booleans()):  # as Polar Sensor Logger writes it: ns stamps, phone time first
+        header = _OTHER_HEADERS[3 if kind == "acc" else 4]
+        lines = [header, *(f"2026-03-14T09:26:53.000;{round(6e17 + row[0] * 1e9)}"
+                           + ("" if kind == "acc" else ";0")
+                           + "".join(f";{v:.0f}" for v in row[1:]) for row in data)]
+        return "\n".join(lines).encode()
     lines = [_COLUMNS[kind], *(",".join(f"{v:.6g}" for v in row) for row in data)]
     return "\n".join(lines).encode()
 
@@ -336,6 +357,8 @@ def test_cli_refusal_is_one_line_without_traceback(tmp_path: Path) -> None:
 @example(("ecg", False, b"time_s,ecg_uv\n-1e308,0\n1e308,0\n"))  # dt overflowed to inf
 @example(("ecg", False, b"time_s,ecg_uv\n0,0\n1000000,0\n"))  # 1 uHz: filter design failed
 @example(("rr", False, b"1e308\n1e308\n1e308\n"))  # beat times overflowed
+@example(("rr", True, b"3\n3\n3\n"))  # 9 ms of beats: the causal replay had no second
+@example(("acc", False, b"time_s,x_g,y_g,z_g\n0,1e308,0,0\n"))  # g to mG overflowed
 @example(("ecg", False, flat_csv("ecg", 50.0, 12.0)))  # ECG filters need > 80 Hz
 @example(("acc", False, b"t\x1dime_s,x_mg,y_mg,z_mg\n0,0,0,0\n"))  # echoed a line break
 def test_fuzz_analyze_cli(args: tuple[str, bool, bytes]) -> None:
@@ -367,11 +390,11 @@ def base_recordings() -> dict[str, dict[str, bytes]]:
     """Bytes of a cleanly closed recording, and of one whose writer died (db + WAL)."""
     out: dict[str, dict[str, bytes]] = {}
     with tempfile.TemporaryDirectory() as d:
-        clean = Path(d) / "clean.sqlite"
+        clean = Path(d) / "clean.coach"
         with Recorder(clean, labels=("A", "B"), settings={"pace": 6}, t_origin_s=100.0) as r:
             _write_events(r)
         out["clean"] = {"": clean.read_bytes()}
-        crashed = Path(d) / "crashed.sqlite"
+        crashed = Path(d) / "crashed.coach"
         r = Recorder(crashed, labels=("A", "B"), t_origin_s=100.0, commit_interval_s=0.0)
         _write_events(r)
         r.commit_if_due()
@@ -408,7 +431,7 @@ def _read_everything(reader: RecordingReader) -> None:
 def check_recording(files: dict[str, bytes]) -> None:
     """Open, read all, salvage: data or RecordingError, never anything else."""
     with tempfile.TemporaryDirectory() as d, warnings_as_errors():
-        path = Path(d) / "rec.sqlite"
+        path = Path(d) / "rec.coach"
         for suffix, data in files.items():
             path.with_name(path.name + suffix).write_bytes(data)
         try:
@@ -417,7 +440,7 @@ def check_recording(files: dict[str, bytes]) -> None:
         except RecordingError as exc:
             assert "\n" not in str(exc)
         try:  # salvage a healthy file too: it must not trust a row's types either
-            result = recover(path, Path(d) / "salvaged.sqlite")
+            result = recover(path, Path(d) / "salvaged.coach")
         except RecordingError:
             return
         try:
@@ -437,7 +460,7 @@ def test_fuzz_recordings(files: dict[str, bytes]) -> None:
 
 def _recording_with(sql: str) -> dict[str, bytes]:
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "r.sqlite"
+        path = Path(d) / "r.coach"
         path.write_bytes(base_recordings()["clean"][""])
         db = sqlite3.connect(path)
         db.execute(sql)
@@ -469,7 +492,7 @@ def test_broken_cells_give_a_one_line_error() -> None:
     data[2 * 4096 + 8 : 2 * 4096 + 24] = b"\xff" * 16  # page 3's cell pointers
     check_recording({"": bytes(data)})
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "r.sqlite"
+        path = Path(d) / "r.coach"
         path.write_bytes(data)
         with pytest.raises(RecordingError, match="more problems") as err:
             RecordingReader(path, recover=False)

@@ -74,9 +74,14 @@ def test_broker_listen_safety() -> None:
         check_listen_safety(BrokerOptions(host="0.0.0.0"))
     with pytest.raises(InsecureConnectionError):
         check_listen_safety(BrokerOptions(host="0.0.0.0", password_file="p"))
+    with pytest.raises(InsecureConnectionError, match="plaintext"):  # users, but no TLS
+        check_listen_safety(BrokerOptions(host="0.0.0.0", users_file="u"))
+    check_listen_safety(BrokerOptions(host="0.0.0.0", users_file="u", plaintext=False,
+                                      tls_port=8883, certfile="c", keyfile="k"))
 
 
-@pytest.mark.parametrize("room", ["", "-a", "a-", "Room", "a/b", "a+", "#", "x" * 33, "é"])
+@pytest.mark.parametrize("room", ["", "-a", "a-", "Room", "a/b", "a+", "#", "x" * 33, "é",
+                                  "room-1\n", "a\n"])
 def test_room_names(room: str) -> None:
     with pytest.raises(MqttConfigError):
         check_room(room)
@@ -119,6 +124,12 @@ def test_state_round_trips_through_json(t: float, k: int, origin: float) -> None
     assert abs(phase - phase_again) < TWO_PI * 6.5 / 60 * 0.001 + 2e-6
 
 
+def test_session_id_round_trips_and_stays_out_of_extra() -> None:
+    s = SessionState(1.0, {}, session_id="3f9a0c")
+    back = state_from_json(s.to_json(0.0), 0.0)
+    assert back.session_id == "3f9a0c" and "session_id" not in back.extra
+
+
 def test_rounded_phase_near_two_pi_is_wrapped() -> None:
     s = SessionState(1.0, {"A": PartnerState("A", phase=TWO_PI - 1e-6)})
     back = state_from_json(s.to_json(0.0), 0.0)
@@ -130,6 +141,8 @@ def test_rounded_phase_near_two_pi_is_wrapped() -> None:
     {"t_s": 1, "partners": {"Q": {}}}, {"t_s": 1, "partners": {"A": {"calm": 7}}},
     {"t_s": 1, "partners": {}, "pacer": {"t0_s": 0, "phase0": 0, "rate_bpm": -1, "ie_ratio": 1}},
     {"t_s": math.inf, "partners": {}},
+    {"t_s": 1, "partners": {}, "session_id": 7}, {"t_s": 1, "partners": {}, "session_id": "a\n"},
+    {"t_s": 1, "partners": {}, "session_id": "\x1b[2J"},
 ])
 def test_bad_states_are_refused(bad: dict) -> None:
     with pytest.raises(PayloadError):

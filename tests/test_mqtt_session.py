@@ -235,7 +235,7 @@ async def test_broker_killed_mid_session(mosquitto: Mosquitto, tmp_path: Path) -
     session; this is the same outage seen from the real pipeline and a recording.
     """
     url = mosquitto.handle.url()
-    path = tmp_path / "outage.sqlite"
+    path = tmp_path / "outage.coach"
     recorder = Recorder(path, labels=("A", "B"), settings={"source": "simulation"})
     loop = asyncio.get_running_loop()
     async with asyncio.timeout(30), live_session(bridge_to(url, backoff=Backoff),

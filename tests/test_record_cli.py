@@ -38,7 +38,7 @@ def _rate(state: dict[str, Any]) -> float | None:
 
 @pytest.fixture(scope="module")
 def live_and_replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list, list]:
-    path = tmp_path_factory.mktemp("rec") / "demo.sqlite"
+    path = tmp_path_factory.mktemp("rec") / "demo.coach"
     live = coach("demo", "--headless", "--record", str(path), "--duration", "60",
                  "--speed", "max", "--json")
     assert live.returncode == 0, live.stderr[-2000:]
@@ -46,7 +46,8 @@ def live_and_replayed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, l
     assert replay.returncode == 0, replay.stderr[-2000:]
     lines = [json.loads(x) for x in live.stdout.splitlines() if x.strip()]
     replayed = [json.loads(x) for x in replay.stdout.splitlines() if x.strip()]
-    return path, lines, replayed
+    assert replayed[-1]["summary"] is True and replayed[-1]["states"] == 600
+    return path, lines, replayed[:-1]
 
 
 def test_headless_demo_records_and_replay_gives_its_states(live_and_replayed) -> None:
@@ -72,7 +73,7 @@ def test_headless_demo_records_and_replay_gives_its_states(live_and_replayed) ->
 
 
 def test_demo_refuses_to_overwrite_a_recording(tmp_path: Path) -> None:
-    path = tmp_path / "taken.sqlite"
+    path = tmp_path / "taken.coach"
     path.write_bytes(b"precious")
     out = coach("demo", "--headless", "--record", str(path), "--duration", "5",
                 "--speed", "max")
@@ -93,10 +94,14 @@ def _rows(path: Path, kind: str) -> int:
         return 0
 
 
-def _signal_when_recording(args: list[str], path: Path, sig: int) -> tuple[float, str]:
-    """Start a demo, wait for committed ECG rows (bounded), send ``sig``; (when, stderr)."""
+def _signal_when_recording(args: list[str], path: Path, sig: int,
+                           stdout: list[str] | None = None) -> tuple[float, str]:
+    """Start a demo, wait for committed ECG rows (bounded), send ``sig``; (when, stderr).
+
+    ``stdout``, when given, receives what the command printed there.
+    """
     proc = subprocess.Popen([sys.executable, "-m", "coach.cli", *args], cwd=ROOT, env=ENV,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60.0
         while _rows(path, "ecg") < 30:
@@ -106,7 +111,9 @@ def _signal_when_recording(args: list[str], path: Path, sig: int) -> tuple[float
         time.sleep(1.5)  # mid-session
         sent = time.monotonic()  # CLOCK_MONOTONIC: the child's RealClock reads the same
         proc.send_signal(sig)
-        _, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=20)
+        if stdout is not None:
+            stdout.append(out)
         assert time.monotonic() - sent < 10.0
     finally:
         if proc.poll() is None:
@@ -127,20 +134,42 @@ def _assert_recorded_until(path: Path, sent: float) -> None:
     assert last_state >= sent - 1.0
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl+C"])
+SIGNALS = [signal.SIGTERM, signal.SIGHUP, signal.SIGINT]
+SIGNAL_IDS = ["SIGTERM", "SIGHUP", "Ctrl+C"]
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIGNAL_IDS)
 def test_windowed_demo_closes_its_recording_on_a_signal(tmp_path: Path, sig: int) -> None:
-    path = tmp_path / "windows.sqlite"
-    sent, _ = _signal_when_recording(["demo", "--record", str(path), "--windowed"], path, sig)
+    path = tmp_path / "windows.coach"
+    sent, err = _signal_when_recording(["demo", "--record", str(path), "--windowed"], path,
+                                       sig)
     _assert_recorded_until(path, sent)
+    assert f"recorded to {path}" in err  # says where it saved
 
 
-def test_headless_demo_closes_its_recording_on_sigterm(tmp_path: Path) -> None:
-    path = tmp_path / "headless.sqlite"
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIGNAL_IDS)
+def test_headless_demo_closes_its_recording_on_a_signal_with_a_summary(tmp_path: Path,
+                                                                       sig: int) -> None:
+    path = tmp_path / "headless.coach"
+    out: list[str] = []
     sent, err = _signal_when_recording(
-        ["demo", "--headless", "--record", str(path), "--duration", "600"], path,
-        signal.SIGTERM)
-    assert "stopped" in err
+        ["demo", "--headless", "--record", str(path), "--duration", "600"], path, sig, out)
+    assert f"stopped by {signal.Signals(sig).name}" in err and "Traceback" not in err
+    assert out[0].startswith("scenario calm-anchor: ")  # the summary, as at the end
+    assert f"recorded to {path}" in err
     _assert_recorded_until(path, sent)
+
+
+@pytest.mark.parametrize("sig", SIGNALS, ids=SIGNAL_IDS)
+def test_record_closes_on_a_signal_with_a_summary(tmp_path: Path, sig: int) -> None:
+    path = tmp_path / "recorded.coach"
+    _, err = _signal_when_recording(["record", "--out", str(path), "--duration", "600"],
+                                    path, sig)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"coach record: stopped by {signal.Signals(sig).name}: ")
+    with RecordingReader(path) as reader:
+        assert reader.closed_cleanly and reader.count() == int(last.split(" events")[0]
+                                                               .rsplit(" ", 1)[1])
 
 
 # ---------------------------------------------------------------------- coach run
@@ -161,12 +190,12 @@ def test_run_records_by_default_to_the_sessions_folder(tmp_path: Path,
     path = recording_path(_run_args())
     assert path is not None and path.parent == default_dir()
     assert default_dir().is_relative_to(tmp_path)
-    assert path.name.endswith("Z.sqlite")  # a UTC start time
+    assert path.name.endswith("Z.coach")  # a UTC start time
     assert recording_path(_run_args("--no-record")) is None
-    assert recording_path(_run_args("--record", str(tmp_path / "x.sqlite"))) == \
-        tmp_path / "x.sqlite"
+    assert recording_path(_run_args("--record", str(tmp_path / "x.coach"))) == \
+        tmp_path / "x.coach"
     with pytest.raises(SystemExit):  # one or the other
-        _run_args("--no-record", "--record", "x.sqlite")
+        _run_args("--no-record", "--record", "x.coach")
 
 
 def test_run_session_records_the_drivers_events_and_states(tmp_path: Path) -> None:
@@ -177,7 +206,7 @@ def test_run_session_records_the_drivers_events_and_states(tmp_path: Path) -> No
     from coach.commands.demo import build, strap_sources
     from coach.commands.run import run_session
 
-    path = tmp_path / "run.sqlite"
+    path = tmp_path / "run.coach"
     clock = VirtualClock()
 
     async def main() -> None:
@@ -203,7 +232,7 @@ def test_run_without_bluetooth_leaves_no_recording(tmp_path: Path) -> None:
 
     D-Bus is pointed at a socket that does not exist, so this holds on any Linux machine.
     """
-    path = tmp_path / "never.sqlite"
+    path = tmp_path / "never.coach"
     env = {**ENV, "DBUS_SYSTEM_BUS_ADDRESS": "unix:path=/nonexistent/coach-test-bus"}
     out = subprocess.run([sys.executable, "-m", "coach.cli", "run", "--a", "A0:9E:1A:00:00:01",
                           "--record", str(path)], cwd=ROOT, env=env, capture_output=True,

@@ -64,7 +64,7 @@ def test_integer_samples_are_stored_as_int16() -> None:
 def test_every_event_comes_back_equal_and_in_order(tmp_path: Path) -> None:
     events = [*synthetic(5), StrapStatus(5.0, "B", "lost", 40, "gone"),
               Marker(5.5, "rupture", "raised voices")]
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     with Recorder(path, labels=("A", "B"), settings={"scenario": "x"}) as rec:
         for e in events:
             rec.write(e)
@@ -83,7 +83,7 @@ def test_every_event_comes_back_equal_and_in_order(tmp_path: Path) -> None:
 
 
 def test_files_are_private(tmp_path: Path) -> None:
-    path = tmp_path / "deep" / "s.sqlite"
+    path = tmp_path / "deep" / "s.coach"
     rec = Recorder(path, labels=("A",))
     rec.write(HeartRate(1.0, "A", 60.0))
     rec.commit_if_due()
@@ -95,7 +95,7 @@ def test_files_are_private(tmp_path: Path) -> None:
 
 def test_commits_once_a_second_of_wall_time(tmp_path: Path) -> None:
     wall = [0.0]
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     rec = Recorder(path, labels=("A",), wall=lambda: wall[0])
     other = sqlite3.connect(path)
     count = lambda: other.execute("SELECT count(*) FROM events").fetchone()[0]  # noqa: E731
@@ -111,24 +111,24 @@ def test_commits_once_a_second_of_wall_time(tmp_path: Path) -> None:
 
 
 def test_refuses_to_overwrite(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     Recorder(path, labels=("A",)).close()
     with pytest.raises(RecordingError, match="already exists"):
         Recorder(path, labels=("A",))
 
 
 def test_garbage_and_missing_files_give_one_line_errors(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.sqlite"
+    bad = tmp_path / "bad.coach"
     bad.write_bytes(b"not a database at all" * 100)
     with pytest.raises(RecordingError, match="not a coach recording"):
         RecordingReader(bad)
     with pytest.raises(RecordingError, match="no such recording"):
-        RecordingReader(tmp_path / "none.sqlite")
+        RecordingReader(tmp_path / "none.coach")
 
 
 @pytest.mark.parametrize("keep", [0.35, 0.8])
 def test_truncated_file_names_what_was_recovered(tmp_path: Path, keep: float) -> None:
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     events = synthetic(300)
     with Recorder(path, labels=("A", "B")) as rec:
         for e in events:
@@ -138,15 +138,15 @@ def test_truncated_file_names_what_was_recovered(tmp_path: Path, keep: float) ->
     with pytest.raises(RecordingError, match=r"recovered \d+ events") as info:
         RecordingReader(path)
     message = str(info.value)
-    assert "\n" not in message and "s.recovered.sqlite" in message
-    with RecordingReader(tmp_path / "s.recovered.sqlite") as reader:
+    assert "\n" not in message and "s.recovered.coach" in message
+    with RecordingReader(tmp_path / "s.recovered.coach") as reader:
         n = reader.count()
         assert 0.5 * keep * len(events) < n < len(events)
         list(reader.entries())  # every recovered row decodes
 
 
 def test_recover_reports_counts(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     with Recorder(path, labels=("A", "B")) as rec:
         for e in synthetic(10):
             rec.write(e)
@@ -173,7 +173,7 @@ CHILD = textwrap.dedent("""
 
 
 def test_kill_9_loses_at_most_the_last_second(tmp_path: Path) -> None:
-    path = tmp_path / "killed.sqlite"
+    path = tmp_path / "killed.coach"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], env=env,
                              stdout=subprocess.PIPE, text=True)

@@ -40,7 +40,7 @@ async def _live(clock: Clock, path: Path, duration_s: float) -> None:
 
 @pytest.fixture(scope="module")
 def ten_minutes(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("replay") / "live.sqlite"
+    path = tmp_path_factory.mktemp("replay") / "live.coach"
     clock = VirtualClock()
     clock.run(_live(clock, path, 600.0))
     return path
@@ -87,7 +87,7 @@ def test_commands_and_markers_are_reapplied_at_their_times(ten_minutes: Path) ->
 
 
 def test_sources_keep_time_on_any_clock_origin(tmp_path: Path) -> None:
-    path = tmp_path / "s.sqlite"
+    path = tmp_path / "s.coach"
     with Recorder(path, labels=("A",), t_origin_s=100.0) as rec:
         for k in range(5):
             rec.write(HeartRate(100.0 + k, "A", 60.0, (1000.0,), (100.0 + k,)))

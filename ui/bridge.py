@@ -62,14 +62,14 @@ def event_on(qt_signal: SignalInstance) -> asyncio.Event:
 
 @contextlib.contextmanager
 def stop_on_signals(callback: Callable[[], None]) -> Iterator[None]:
-    """Call ``callback`` on SIGINT (Ctrl+C) or SIGTERM while the block runs.
+    """Call ``callback`` on SIGINT (Ctrl+C), SIGTERM or SIGHUP while the block runs.
 
     The loop's own handlers wake Qt's event loop through the signal wake-up fd, so a
     signal is handled at once even while Qt sits in C++ waiting for events.
     """
     loop = asyncio.get_running_loop()
     installed: list[int] = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         try:
             loop.add_signal_handler(sig, callback)
             installed.append(sig)

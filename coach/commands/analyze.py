@@ -5,20 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
+from coach import signalfile
 from coach.analyze import Analysis, analyze_acc, analyze_ecg, analyze_rr
-
-MAX_GAP_FRACTION = 0.05  # tolerated spread of sample intervals around their median
-MIN_DURATION_S = 10.0  # shorter than two slow breaths: nothing to analyse
-MAX_ABS_TIME_S = 1e9  # about 30 years: beyond it time_s is not a recording's clock
-MAX_ABS_VALUE = 1e7  # 10 V in uV, 10,000 g in mg: beyond it a sample is not a signal
-MAX_RR_MS = 60_000.0  # a minute between beats is already no heart rhythm
-# sampling rates the filters can be designed for (ECG cleaning passes up to 40 Hz)
-RATE_RANGE_HZ = {"ecg_uv": (100.0, 5000.0), "x_mg": (10.0, 5000.0)}
+from coach.signalfile import MIN_DURATION_S
 
 
 class InputError(Exception):
@@ -29,10 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``coach analyze`` (the CLI calls this on its subparser)."""
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--ecg", type=Path,
-                     help="CSV with header time_s,ecg_uv: at least 10 s at 100-5000 Hz")
+                     help="CSV with header time_s,ecg_uv, or a Polar Sensor Logger ECG file: "
+                          "at least 10 s at 100-5000 Hz (docs/files.md)")
     src.add_argument("--acc", type=Path,
-                     help="CSV with header time_s,x_mg,y_mg,z_mg: at least 10 s at 10-5000 Hz")
-    src.add_argument("--rr", type=Path, help="text file, one R-R interval in ms (0-60000) per line")
+                     help="CSV with header time_s,x_mg,y_mg,z_mg (or x_g,y_g,z_g), or a Polar "
+                          "Sensor Logger ACC file: at least 10 s at 10-5000 Hz")
+    src.add_argument("--rr", type=Path,
+                     help="R-R intervals in ms: one a line (header rr_ms or none), coach's "
+                          "time_s,rr_ms export, or a Polar Sensor Logger RR or PPI file")
     src.add_argument("--recording", type=Path,
                      help="a coach recording: analyse one partner's strap data (see --label)")
     parser.add_argument("--label", default="A", help="partner in the recording (default A)")
@@ -42,75 +39,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON (default: a summary)")
 
 
-def _read_table(path: Path, columns: list[str]) -> np.ndarray:
-    try:
-        with path.open() as f:
-            header = [h.strip() for h in f.readline().strip().split(",")]
-            if header != columns:
-                raise InputError(  # repr: control characters would break the line
-                    f"{path}: header must be {','.join(columns)}, got {','.join(header)[:80]!r}"
-                )
-            with warnings.catch_warnings():  # no data rows: the shape check says so
-                warnings.simplefilter("ignore", UserWarning)
-                data = np.loadtxt(f, delimiter=",", ndmin=2)
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:  # UnicodeDecodeError too
-        raise InputError(f"{path}: not numeric CSV ({_one_line(exc)})") from exc
-    if data.shape[0] < 2 or data.shape[1] != len(columns) or not np.all(np.isfinite(data)):
-        raise InputError(f"{path}: need at least 2 finite rows of {len(columns)} columns")
-    if np.any(np.abs(data[:, 0]) > MAX_ABS_TIME_S) or np.any(np.abs(data[:, 1:]) > MAX_ABS_VALUE):
-        raise InputError(f"{path}: values beyond {MAX_ABS_TIME_S:g} s or {MAX_ABS_VALUE:g} "
-                         f"{columns[1].rsplit('_', 1)[1]} are not a recording")
-    return data
-
-
-def _rate_of(path: Path, t: np.ndarray, column: str) -> float:
-    dt = np.diff(t)
-    med = float(np.median(dt))
-    if med <= 0 or np.any(dt <= 0):
-        raise InputError(f"{path}: time_s must increase")
-    if np.max(np.abs(dt - med)) > MAX_GAP_FRACTION * med + 1e-6:
-        raise InputError(f"{path}: time_s is not evenly sampled (gaps or jitter)")
-    lo, hi = RATE_RANGE_HZ[column]
-    if not lo <= 1.0 / med <= hi:
-        raise InputError(f"{path}: sampled at {1.0 / med:.4g} Hz, need {lo:g} to {hi:g} Hz")
-    if t[-1] - t[0] < MIN_DURATION_S:
-        raise InputError(f"{path}: {t[-1] - t[0]:.3g} s of data, need at least "
-                         f"{MIN_DURATION_S:g} s")
-    return 1.0 / med
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
-
-
-def _read_rr(path: Path) -> np.ndarray:
-    try:
-        with warnings.catch_warnings():  # an empty file: the size check says so
-            warnings.simplefilter("ignore", UserWarning)
-            rr = np.loadtxt(path, ndmin=1, dtype=np.float64)
-    except OSError as exc:
-        raise InputError(f"{path}: {exc.strerror or exc}") from exc
-    except ValueError as exc:
-        raise InputError(f"{path}: expected one number (ms) per line ({_one_line(exc)})") from exc
-    if rr.ndim != 1 or rr.size < 3 or not np.all((rr > 0) & (rr <= MAX_RR_MS)):
-        raise InputError(f"{path}: expected at least 3 R-R intervals in ms, each in "
-                         f"(0, {MAX_RR_MS:g}], one per line")
-    return rr
-
-
 def run(args: argparse.Namespace) -> Analysis:
     causal = bool(args.causal)
     if args.ecg is not None:
-        d = _read_table(args.ecg, ["time_s", "ecg_uv"])
-        return analyze_ecg(d[:, 1], _rate_of(args.ecg, d[:, 0], "ecg_uv"), causal=causal)
+        ecg = signalfile.read_ecg(args.ecg)
+        return analyze_ecg(ecg.values, ecg.fs_hz, causal=causal)
     if args.acc is not None:
-        d = _read_table(args.acc, ["time_s", "x_mg", "y_mg", "z_mg"])
-        return analyze_acc(d[:, 1:], _rate_of(args.acc, d[:, 0], "x_mg"), causal=causal)
+        acc = signalfile.read_acc(args.acc)
+        return analyze_acc(acc.values, acc.fs_hz, causal=causal)
     if getattr(args, "recording", None) is not None:
         return _from_recording(args.recording, args.label, args.source, causal)
-    return analyze_rr(_read_rr(args.rr), causal=causal)
+    return analyze_rr(signalfile.read_rr(args.rr), causal=causal)
 
 
 def _from_recording(path: Path, label: str, source: str | None, causal: bool) -> Analysis:
@@ -188,7 +127,7 @@ def _drop_in_gaps(a: Analysis, gaps: list[tuple[float, float]]) -> Analysis:
 def main(args: argparse.Namespace) -> int:
     try:
         result = run(args)
-    except InputError as exc:
+    except (InputError, signalfile.SignalFileError) as exc:
         print(f"coach analyze: {exc}", file=sys.stderr)
         return 2
     out = result.to_json()

@@ -15,11 +15,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from coach.mqtt import MqttConfigError, remote_from_args
+    import asyncio
+
+    from coach.mqtt import BrokerAuthError, MqttConfigError, remote_from_args
+    from coach.mqtt.remote import check_login
 
     try:
         remote = remote_from_args(args)
-    except (MqttConfigError, ValueError) as exc:
+        if remote is not None:  # a refused login is one line, before any window opens
+            asyncio.run(check_login(remote.url, insecure=args.mqtt_insecure))
+    except (MqttConfigError, ValueError, BrokerAuthError) as exc:
         print(f"coach dashboard: {exc}", file=sys.stderr)
         return 2
     if remote is None:

@@ -19,13 +19,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from sims.scenarios import SCENARIOS
 
     p.add_argument("--headless", action="store_true", help="no windows")
-    p.add_argument("--duration", type=float, default=None, metavar="S",
+    from coach.commands._common import scenario_name, seconds
+    from coach.commands.record import describe_scenarios
+
+    p.add_argument("--duration", type=seconds, default=None, metavar="S",
                    help="simulated seconds (default: 900 headless, until closed with windows)")
     p.add_argument("--speed", default="1", metavar="X|max",
                    help="times faster than real time, or 'max' (headless only)")
     p.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    p.add_argument("--scenario", default="calm-anchor", choices=sorted(SCENARIOS),
-                   help="who the simulated people are (default calm-anchor)")
+    p.add_argument("--scenario", default="calm-anchor", type=scenario_name, metavar="NAME",
+                   help="who the simulated people are (default calm-anchor; listed below)")
     p.add_argument("--json", action="store_true",
                    help="print one JSON state per simulated second, then a summary")
     p.add_argument("--record", type=Path, default=None, metavar="FILE",
@@ -34,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from coach.mqtt import add_mqtt_arguments
 
     add_mqtt_arguments(p)
+    describe_scenarios(p, SCENARIOS)
 
 
 def add_window_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,10 +58,7 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"coach demo: {exc}", file=sys.stderr)
         return 2
-    if args.duration is not None and args.duration <= 0:
-        print("coach demo: --duration must be positive", file=sys.stderr)
-        return 2
-    from coach.commands.record import check_new, until_terminated
+    from coach.commands.record import StopSignals, check_new
     from coach.recording import RecordingError
 
     try:
@@ -72,9 +73,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"coach demo: {problem}", file=sys.stderr)
         return 2
     if not args.headless:
-        if args.speed == "max":
-            print("coach demo: --speed max needs --headless", file=sys.stderr)
-            return 2
+        for flag, given in (("--speed max", args.speed == "max"), ("--json", args.json)):
+            if given:
+                print(f"coach demo: {flag} needs --headless", file=sys.stderr)
+                return 2
         from ui.app import run_demo_windows
         from ui.bridge import display_problem
 
@@ -82,30 +84,33 @@ def main(args: argparse.Namespace) -> int:
             print(f"coach demo: {problem}; use --headless, or run it on a desktop or "
                   "under Xvfb", file=sys.stderr)
             return 2
-        return run_demo_windows(args, clock)
+        code = run_demo_windows(args, clock)
+        if args.record is not None and args.record.exists():
+            print(f"coach demo: recorded to {args.record}", file=sys.stderr)
+        return code
     duration = 900.0 if args.duration is None else args.duration
+    stop = StopSignals()
     try:
-        summary = clock.run(until_terminated(run_headless(
+        summary = clock.run(stop.run(run_headless(
             clock, args.scenario, args.seed, duration, args.json, mqtt=args,
-            record=args.record)))
-    except RecordingError as exc:
-        print(f"coach demo: {exc}", file=sys.stderr)
-        return 2
-    except ExceptionGroup as group:
-        auth = group.subgroup(BrokerAuthError)
-        if auth is None:
+            record=args.record, stop=stop.event, progress_s=60.0)))
+    except (RecordingError, ExceptionGroup) as exc:
+        from coach.commands.record import first_error
+
+        err = first_error(exc, (RecordingError, BrokerAuthError))
+        if err is None:
             raise
-        print(f"coach demo: {auth.exceptions[0]}", file=sys.stderr)
-        return 3
-    if args.record is not None:
-        print(f"coach demo: recorded to {args.record}", file=sys.stderr)
-    if summary is None:
-        print("coach demo: stopped (SIGTERM)", file=sys.stderr)
-        return 0
+        print(f"coach demo: {err}", file=sys.stderr)
+        return 3 if isinstance(err, BrokerAuthError) else 1
     if args.json:
         print(json.dumps(summary), flush=True)
     else:
         print(_summary_text(summary))
+    if stop.name is not None:
+        print(f"coach demo: stopped by {stop.name} after {summary['duration_s']:.0f} s of "
+              "the session", file=sys.stderr)
+    if args.record is not None:
+        print(f"coach demo: recorded to {args.record}", file=sys.stderr)
     return 0
 
 
@@ -227,13 +232,17 @@ async def run_headless(
     emit_json: bool,
     mqtt: argparse.Namespace | None = None,
     record: Path | None = None,
+    stop: asyncio.Event | None = None,
+    progress_s: float | None = None,
 ) -> dict[str, Any]:
     """Run a simulated session; print a JSON state per second; return the summary.
 
     With ``mqtt`` (parsed ``--mqtt`` options) the session is also published to a broker;
-    with ``record`` it is recorded to that new file.
+    with ``record`` it is recorded to that new file; setting ``stop`` ends it early
+    (a signal), with the same summary. With ``progress_s`` a line goes to stderr every
+    that many simulated seconds.
     """
-    from coach.commands.record import maybe_recording
+    from coach.commands.record import maybe_recording, progress, run_until_stopped
     from coach.mqtt import bridge_from_args
     from coach.types import AccChunk, EcgChunk, HeartRate
 
@@ -252,7 +261,9 @@ async def run_headless(
     sources, sim_straps = strap_sources(world, clock, seed)
     settings = demo_settings(scenario, seed)
     async with maybe_recording(session, record, settings), asyncio.TaskGroup() as tg:
-        tg.create_task(world.run(duration_s), name="sim.world")
+        sim = tg.create_task(world.run(duration_s), name="sim.world")
+        ticker = tg.create_task(progress(clock, "demo", duration_s, progress_s),
+                                name="coach.progress") if progress_s else None
         consumer = tg.create_task(printer.consume(sub), name="coach.print")
         publisher = tg.create_task(bridge.run(), name="coach.mqtt") if bridge else None
         end = clock.now() + duration_s
@@ -261,12 +272,16 @@ async def run_headless(
             await clock.sleep_until(end)
             sim_straps.radio.freeze()
 
-        tg.create_task(freeze_air_at_end(), name="sim.freeze")
+        freeze = tg.create_task(freeze_air_at_end(), name="sim.freeze")
         churn = None
         if bridge is not None and world.scenario.chaos and bridge.url.embedded:
             churn = tg.create_task(broker_outages(bridge, clock, seed, broker_gone),
                                    name="sim.broker-outages")
-        await session.run(sources, duration_s)
+        if await run_until_stopped(session, sources, duration_s, stop):
+            sim.cancel()
+            freeze.cancel()
+        if ticker is not None:
+            ticker.cancel()
         late = sim_straps.drain_into(session)
         while (state := sub.get_nowait()) is not None:
             printer.take(state)

@@ -11,6 +11,7 @@ from typing import Any
 
 from coach.clock import Clock, clock_for_speed
 from coach.commands._common import open_reader
+from coach.commands.record import until_terminated
 from coach.recording import RecordingError, RecordingReader
 from coach.replay import replay_session
 
@@ -20,7 +21,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--speed", default="max", metavar="X|max",
                    help="times faster than real time, or 'max' (default max)")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON state per second of the session")
+                   help="print one JSON state per second of the session, then a summary")
 
 
 async def replay_states(reader: RecordingReader, clock: Clock,
@@ -63,13 +64,26 @@ def main(args: argparse.Namespace) -> int:
             next_s[0] += 1.0
             print(json.dumps(state.to_json(origin)))
 
+    seen = [0, 0.0]  # states, session seconds: also known when a signal stops the replay
+
+    def count(state: Any, origin: float) -> None:
+        seen[0], seen[1] = seen[0] + 1, state.t_s - origin
+        emit(state, origin)
+
     try:
         clock = clock_for_speed(args.speed)
-        n = clock.run(replay_states(reader, clock, emit))
+        done = clock.run(until_terminated(replay_states(reader, clock, count)))
     except (ValueError, RecordingError) as exc:
         print(f"coach replay: {exc}", file=sys.stderr)
         return 2
     finally:
         reader.close()
-    print(f"coach replay: {n} states from {args.file}", file=sys.stderr)
+    how = "stopped by a signal after" if done is None else "replayed"
+    if args.json:
+        print(json.dumps({"summary": True, "file": str(args.file), "states": seen[0],
+                          "duration_s": round(seen[1], 3), "stopped": done is None,
+                          "skipped_events": reader.skipped}), flush=True)
+    print(f"coach replay: {how} {seen[0]} states ({seen[1]:.1f} s of the session) from "
+          f"{args.file}" + (f"; {reader.skipped} damaged events skipped"
+                            if reader.skipped else ""), file=sys.stderr)
     return 0

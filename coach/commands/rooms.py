@@ -58,9 +58,13 @@ def _room_json(r: Any) -> dict[str, Any]:
 
 
 def _room_line(r: Any) -> str:
+    """One line per room; what other clients left on the broker is printed escaped."""
+    from coach.mqtt.codec import printable
+
     j = _room_json(r)
     straps = " ".join(
-        f"{k}:{v['status']}" + (f"({v['battery_pct']}%)" if v["battery_pct"] is not None else "")
+        printable(f"{k}:{v['status']}", 40)
+        + (printable(f"({v['battery_pct']}%)", 12) if v["battery_pct"] is not None else "")
         for k, v in j["partners"].items())
     return (f"{r.room:<20} {'online' if r.online else 'offline':<8} "
             f"control={'on' if j['control'] else 'off':<4} {straps}").rstrip()

@@ -23,7 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``coach run``."""
     for label, who in (("a", "partner A"), ("b", "partner B"), ("t", "the therapist")):
         parser.add_argument(f"--{label}", metavar="ADDRESS", help=f"strap of {who}")
-    parser.add_argument("--duration", type=float, default=None, help="seconds (default: on)")
+    from coach.commands._common import seconds
+
+    parser.add_argument("--duration", type=seconds, default=None,
+                        help="seconds (default: until Ctrl+C, SIGTERM or SIGHUP)")
     parser.add_argument("--json", action="store_true", help="print one JSON state a second")
     parser.add_argument("--no-pmd", action="store_true", help="HR/RR only, even on a Polar H10")
     rec = parser.add_mutually_exclusive_group()
@@ -50,7 +53,8 @@ def recording_path(args: argparse.Namespace) -> Path | None:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run until ``--duration``, Ctrl+C or SIGTERM; 2 on bad arguments, 3 without Bluetooth."""
+    """Run until ``--duration``, Ctrl+C, SIGTERM or SIGHUP (a clean stop: 0); 2 on bad
+    arguments, 3 without Bluetooth."""
     from coach.commands.record import check_new, until_terminated
     from coach.recording import RecordingError
     from drivers import BluetoothUnavailable, StrapError
@@ -71,7 +75,8 @@ def main(args: argparse.Namespace) -> int:
             check_new(path)
         if _windows_wanted(args):
             return _run_with_windows(addresses, args, path)
-        asyncio.run(until_terminated(_run(addresses, args, path)))
+        if asyncio.run(until_terminated(_run(addresses, args, path))) is None:
+            print("coach run: stopped by a signal; the session ended cleanly", file=sys.stderr)
     except RecordingError as exc:
         print(f"coach run: {exc}", file=sys.stderr)
         return 2
@@ -79,8 +84,8 @@ def main(args: argparse.Namespace) -> int:
         _say_saved(path)
         return 130
     except (StrapError, BaseExceptionGroup) as exc:
-        err = _strap_error(exc, StrapError)
-        if err is None:
+        err = _strap_error(exc, StrapError) or _strap_error(exc, RecordingError)
+        if err is None:  # a write error stops the session: its line says what was kept
             raise
         print(f"coach run: {err}", file=sys.stderr)
         _say_saved(path)

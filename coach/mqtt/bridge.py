@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass
@@ -80,12 +81,15 @@ class MqttBridge:
         clock: Clock | None = None,
         max_rate_hz: float = MAX_RATE_HZ,
         backoff: Callable[[], Backoff] = Backoff,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         check_connection_safety(url, insecure=insecure)
         if insecure and not url.loopback:
             log.warning("MQTT: insecure connection to %s allowed by option", url.redacted())
         self.session, self.url, self.room = session, url, check_room(room)
         self.allow_control = allow_control
+        # one id per room process: a remote view that sees it change follows the restart
+        self.session_id = getattr(session, "session_id", "") or uuid.uuid4().hex[:12]
         self.clock: Clock = clock or RealClock()
         self.min_interval_s = 1.0 / max_rate_hz
         self.stats = BridgeStats()
@@ -94,6 +98,7 @@ class MqttBridge:
         self.port: int | None = None if url.embedded else url.port
         self.broker: Any = None  # the embedded broker, when the URL says "embedded"
         self._backoff = backoff
+        self._announce = announce  # told how to watch an embedded broker once it listens
         self._partners: dict[str, PartnerState] = {}
         self._changed: dict[str, asyncio.Event] = {}
         self._markers: deque[Marker] = deque(maxlen=MARKER_BACKLOG)
@@ -115,6 +120,9 @@ class MqttBridge:
             await self.broker.start()
             self.port = self.broker.port
             log.info("MQTT: embedded broker on 127.0.0.1:%d", self.port)
+            if self._announce is not None:
+                self._announce(f"dashboard: coach dashboard --mqtt "
+                               f"mqtt://127.0.0.1:{self.port}/{self.room}")
         try:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._watch_states(tg), name=f"mqtt[{self.room}].watch")
@@ -256,7 +264,9 @@ class MqttBridge:
                 ):
                     self.stats.states_stale += 1
                     continue
-                payload = codec.dumps(state.to_json(self.session.t_origin_s))
+                body = state.to_json(self.session.t_origin_s)
+                body.setdefault("session_id", self.session_id)
+                payload = codec.dumps(body)
                 await checked(client.publish(topic, payload, qos=0, retain=False))
                 self.stats.states_published += 1
                 last_s = self.clock.now()

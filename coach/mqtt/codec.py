@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +32,8 @@ PACE_RANGE_BPM = (3.0, 30.0)  # breaths per minute a remote may ask for
 RATIO_RANGE = (0.2, 5.0)  # inhale/exhale
 STATUS_WORDS = ("ok", "connecting", "lost", "no-contact", "off")
 _PARTNER_NUMBERS = ("rate_bpm", "phase", "breath", "hr_bpm", "rmssd_ms", "calm", "quality")
-_STATE_KEYS = ("t_s", "partners", "anchor", "pacer", "markers")
+_STATE_KEYS = ("t_s", "partners", "anchor", "pacer", "markers", "session_id")
+SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
 class PayloadError(ValueError):
@@ -192,6 +194,9 @@ def state_from_json(obj: Mapping[str, Any], t_origin_s: float = 0.0) -> SessionS
     markers = obj.get("markers", [])
     if not isinstance(markers, list) or len(markers) > 100:
         raise PayloadError("markers must be a list")
+    session_id = obj.get("session_id", "")
+    if session_id != "" and not (isinstance(session_id, str) and SESSION_ID_RE.match(session_id)):
+        raise PayloadError("session_id must be 1-64 of A-Z a-z 0-9 _ -")
     return SessionState(
         t_s=_time(t_origin_s, obj, "t_s"),
         partners={k: partner_from_json(k, v) for k, v in partners.items()},
@@ -199,6 +204,7 @@ def state_from_json(obj: Mapping[str, Any], t_origin_s: float = 0.0) -> SessionS
         pacer=pacer_from_json(obj.get("pacer"), t_origin_s),
         markers=tuple(marker_from_json(m, t_origin_s) for m in markers),
         extra={k: v for k, v in obj.items() if k not in _STATE_KEYS},
+        session_id=session_id,
     )
 
 
@@ -268,3 +274,18 @@ def offline_payload(label: str | None = None) -> bytes:
     if label is not None:
         body["label"] = label
     return dumps(body)
+
+
+# ------------------------------------------------------------------ text for a terminal
+
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(x: Any, max_chars: int = 120) -> str:
+    """``x`` as text safe for a terminal or a log line: control characters (escape
+    sequences, line breaks, bidi overrides) escaped as ``\\x1b``, ``\\n``...; cut to
+    ``max_chars``. Use it on anything that came over the network before printing it."""
+    text = str(x)
+    if len(text) > max_chars:
+        text = text[:max_chars] + "..."
+    return _UNSAFE_CHARS.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

@@ -32,6 +32,7 @@ T = TypeVar("T")
 KEEPALIVE_S = 5  # the broker fires our will about 1.5 keepalives after a crash
 OP_TIMEOUT_S = 2.0  # connect/subscribe/publish acknowledgement deadline
 CONNECT_TIMEOUT_S = 3.0  # a whole connection attempt, TCP + TLS + CONNACK
+MAX_INCOMING_BYTES = 1_048_576  # a packet we will read; payloads over 16 kB are dropped anyway
 _AUTH_CODES = frozenset({4, 5, 134, 135})  # MQTT 3.1.1 and 5 "bad credentials"/"not authorized"
 
 
@@ -122,7 +123,7 @@ def make_client(
     tls_context = None
     if url.tls:
         tls_context = ssl.create_default_context(cafile=url.ca_file)
-    return aiomqtt.Client(
+    client = aiomqtt.Client(
         url.host,
         url.port if port is None else port,
         username=url.username,
@@ -136,6 +137,65 @@ def make_client(
         max_queued_outgoing_messages=256,
         logger=logging.getLogger("coach.mqtt.paho"),
     )
+    _cap_incoming(client)
+    return client
+
+
+def _cap_incoming(client: aiomqtt.Client, max_bytes: int = MAX_INCOMING_BYTES) -> None:
+    """Hang up on an incoming packet over ``max_bytes`` before reading it into memory.
+
+    paho reads a whole packet before handing it over (a 150 MB publish: 150 MB here),
+    and a broker without a size cap forwards anything. paho 2.2 reads a packet's length
+    first, then its body through ``_sock_recv``; refusing that read makes paho drop the
+    connection (the link reconnects). Private attributes of paho 2.2.
+    """
+    paho = getattr(client, "_client", None)
+    recv = getattr(paho, "_sock_recv", None)
+    if paho is None or recv is None or not isinstance(getattr(paho, "_in_packet", None), dict):
+        return
+
+    def capped_recv(bufsize: int) -> bytes:
+        incoming = paho._in_packet
+        if incoming["have_remaining"] and incoming["remaining_length"] > max_bytes:
+            log.warning("MQTT: an incoming packet of %d bytes is over %d: hanging up",
+                        incoming["remaining_length"], max_bytes)
+            raise ConnectionAbortedError("incoming MQTT packet over the size cap")
+        return recv(bufsize)
+
+    paho._sock_recv = capped_recv
+
+
+def abandon(client: aiomqtt.Client) -> None:
+    """Forget a client whose connect failed or was cancelled, quietly.
+
+    aiomqtt 2.5 leaves paho's socket and a task on the loop when a connect fails or is
+    interrupted (its blocking part may even finish later in an executor thread), and the
+    CONNACK future it cancelled makes paho's disconnect callback raise inside the loop:
+    "Exception in callback", or "Event loop is closed" and "Task was destroyed" at exit.
+    Give it a fresh future and close the socket, now or as soon as it opens. Private
+    attributes of aiomqtt 2.5 and paho 2.2.
+    """
+    connected = getattr(client, "_connected", None)
+    if isinstance(connected, asyncio.Future) and connected.cancelled():
+        client._connected = asyncio.get_running_loop().create_future()
+    paho = getattr(client, "_client", None)
+    if paho is None:
+        return
+    with contextlib.suppress(Exception):
+        paho._sock_close()
+    # a connect still running in its executor thread must not reach the loop any more
+    paho.on_socket_open = _close_socket
+    paho.on_socket_close = paho.on_socket_register_write = _ignore_socket
+    paho.on_socket_unregister_write = _ignore_socket
+
+
+def _close_socket(_client: object, _userdata: object, sock: object) -> None:
+    with contextlib.suppress(Exception):
+        sock.close()  # type: ignore[attr-defined]
+
+
+def _ignore_socket(_client: object, _userdata: object, _sock: object) -> None:
+    pass
 
 
 def describe_refusal(exc: Exception, url: BrokerURL) -> str | None:
@@ -146,9 +206,14 @@ def describe_refusal(exc: Exception, url: BrokerURL) -> str | None:
         if code in _AUTH_CODES:
             who = f"user {url.username!r}" if url.username else "an anonymous client"
             return f"{where} refused the login of {who}: wrong user name or password"
-    if "CERTIFICATE_VERIFY_FAILED" in str(exc) or "certificate verify failed" in str(exc):
-        return f"{where}: TLS certificate not trusted (give the broker's CA with --mqtt-ca)"
-    if "WRONG_VERSION_NUMBER" in str(exc) or "record layer failure" in str(exc):
+    text = str(exc)
+    if "mismatch" in text and ("CERTIFICATE_VERIFY_FAILED" in text or "verify failed" in text):
+        return (f"{where}: its TLS certificate is not for {url.host!r} (hostname mismatch): "
+                "connect by a name the certificate lists")
+    if "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text:
+        ca = f"not signed by the CA in {url.ca_file}" if url.ca_file else "not trusted"
+        return f"{where}: TLS certificate {ca} (give the broker's CA with --mqtt-ca)"
+    if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
         return f"{where}: TLS handshake failed (is this a TLS port?)"
     return None
 
@@ -176,8 +241,12 @@ async def keep_connected(
                 client = new_client()
                 # aiomqtt's connect has been seen to hang past its own timeout while a
                 # broker restarts: bound it here
-                async with asyncio.timeout(CONNECT_TIMEOUT_S):
-                    await checked(stack.enter_async_context(client))
+                try:
+                    async with asyncio.timeout(CONNECT_TIMEOUT_S):
+                        await checked(stack.enter_async_context(client))
+                except BaseException:
+                    abandon(client)
+                    raise
                 health.up(clock.now())
                 backoff.reset()
                 log.info("%s: connected to %s", name, url.redacted())

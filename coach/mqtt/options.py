@@ -7,6 +7,7 @@ then :func:`bridge_from_args` (session side) or :func:`remote_from_args` (view s
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from coach.mqtt.url import (
@@ -112,7 +113,12 @@ def bridge_from_args(session: SessionLike, args: argparse.Namespace) -> MqttBrid
         url.room,
         insecure=args.mqtt_insecure,
         allow_control=getattr(args, "allow_remote_control", False),
+        announce=_to_stderr,
     )
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def remote_from_args(args: argparse.Namespace) -> RemoteSession | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,8 @@ class RemoteStats:
     commands_sent: int = 0
     commands_expired: int = 0
     resyncs: int = 0
+    restarts: int = 0  # the room's session id changed: a new session was followed
+    states_backwards: int = 0  # dropped: earlier than the last state of the same session
 
 
 class RemoteSession:
@@ -81,6 +84,8 @@ class RemoteSession:
         self.stats = RemoteStats()
         self.health = LinkHealth()
         self._synced = False
+        self.session_id: str | None = None  # of the room's session being followed
+        self._last_rel_s = -math.inf  # its latest state time (relative to its start)
         self._backoff = backoff
         self._commands: deque[tuple[float, Command]] = deque(maxlen=COMMAND_BACKLOG)
         self._markers_seen: deque[MarkerKey] = deque(maxlen=MARKERS_REMEMBERED)
@@ -148,8 +153,8 @@ class RemoteSession:
                 log.warning(
                     "mqtt-view[%s]: dropped a bad message on %s: %s",
                     self.room,
-                    message.topic.value,
-                    exc,
+                    codec.printable(message.topic.value),
+                    codec.printable(exc),
                 )
 
     def on_message(self, topic: str, payload: Any) -> None:
@@ -171,7 +176,19 @@ class RemoteSession:
             self.markers.publish(marker)
 
     def _on_state(self, obj: dict[str, Any]) -> None:
-        rel = codec.state_from_json(obj, 0.0).t_s  # validate fully before touching time
+        first = codec.state_from_json(obj, 0.0)  # validate fully before touching time
+        rel, session_id = first.t_s, first.session_id
+        if self.session_id is not None and session_id != self.session_id:
+            self.stats.restarts += 1  # the room restarted (or a new session began there)
+            log.info("mqtt-view[%s]: the room started a new session; following it", self.room)
+            self._synced, self._last_rel_s = False, -math.inf
+        elif rel < self._last_rel_s:
+            n = self.stats.states_backwards = self.stats.states_backwards + 1
+            if n & (n - 1) == 0:  # 1st, 2nd, 4th...: a flood cannot fill the log
+                log.warning("mqtt-view[%s]: dropped a state earlier than the last one of the "
+                            "same session (%d so far)", self.room, n)
+            return
+        self.session_id, self._last_rel_s = session_id, rel
         now = self.clock.now()
         resync_s = RESYNC_S * clock_speed(self.clock)  # wall seconds on a sped-up clock
         if not self._synced or abs(now - (self.t_origin_s + rel)) > resync_s:
@@ -211,6 +228,26 @@ class RemoteSession:
                     self.stats.commands_sent += 1
                 self._commands.popleft()
             self._command_ready.clear()
+
+
+async def check_login(url: BrokerURL, *, insecure: bool = False) -> None:
+    """Connect once and leave: :class:`~coach.mqtt.link.BrokerAuthError` (one line) if the
+    broker refuses our login or its certificate; a broker that cannot be reached now is
+    not an error here (a view keeps retrying it)."""
+    from coach.mqtt.link import BrokerAuthError, abandon, describe_refusal
+
+    check_connection_safety(url, insecure=insecure)
+    client = make_client(url, name="coach-check")
+    refusal = None
+    try:
+        async with asyncio.timeout(5.0):
+            await checked(client.__aenter__())
+        await client.__aexit__(None, None, None)
+    except (aiomqtt.MqttError, TimeoutError) as exc:
+        abandon(client)
+        refusal = describe_refusal(exc, url)
+    if refusal is not None:
+        raise BrokerAuthError(refusal)
 
 
 @dataclass
@@ -263,7 +300,7 @@ def _take_room_message(rooms: dict[str, RoomInfo], topic: str, payload: Any) -> 
         room = check_room(parts[2])
         obj = codec.loads_object(payload) if payload else None
     except (ValueError, IndexError):
-        log.debug("ignoring a malformed room message on %s", topic)
+        log.debug("ignoring a malformed room message on %s", codec.printable(topic))
         return
     info = rooms.setdefault(room, RoomInfo(room))
     if parts[3:] == ["presence"]:

@@ -21,7 +21,8 @@ Scheme = Literal["mqtt", "mqtts", "embedded"]
 PASSWORD_ENV = "COACH_MQTT_PASSWORD"
 USERNAME_ENV = "COACH_MQTT_USERNAME"
 DEFAULT_PORTS: Mapping[str, int] = {"mqtt": 1883, "mqtts": 8883, "embedded": 0}
-ROOM_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+# \Z, not $: "$" would let "room-1\n" in
+ROOM_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?\Z")
 
 
 class MqttConfigError(ValueError):
