@@ -6,7 +6,17 @@ windows of 32 s every 16 s; a window counts where the IP and nasal rates agree w
 1/min, truth = their mean; estimate = mean of the 1 Hz rate inside the window; a
 window without an estimate is a miss scored as an error of MISS_ERROR_BPM.
 
-Run: .venv/bin/python bench/accuracy.py [--out FILE.md]
+Chest motion (``--part acc``): the real chest accelerometer at paced rates
+(``chest_acc_paced/``, periods 4-12 s scored), read here with numpy (headerless
+``time_s,x_g,y_g,z_g,total_g``; repeated stamps averaged, resampled onto an even 200 Hz
+grid, g -> mG); offline = mean of the offline 1 Hz rates, live = mean of the live rates
+(none before the 30 s warm-up); a file without a rate counts as a 10/min miss.
+
+Leave-one-recording-out (``--part loo``): the one parameter of the offline count tuned
+on these recordings (LOCAL_SPAN_S, 10/20/40 s) is chosen on nine recordings and the
+tenth is scored with it; ECG offline and RR-only, beside the in-sample figures.
+
+Run: .venv/bin/python bench/accuracy.py [--part all|marsh|acc|loo] [--out FILE.md]
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from scipy import io, signal
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import itertools
 
-from coach.analyze import Analysis, analyze_ecg, analyze_rr
+from coach.analyze import Analysis, analyze_acc, analyze_ecg, analyze_rr
 
 FS_HZ = 130.0
 WIN_S, HOP_S = 32.0, 16.0
@@ -187,21 +197,115 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+ACC_SCORED_S = (4, 6, 8, 10, 12)  # paced periods scored (15 .. 5 per min)
+SPANS_S = (10.0, 20.0, 40.0)  # LOCAL_SPAN_S values tried on the dev recordings
+
+
+def load_chest_acc(path: Path, fs_hz: float = 200.0) -> tuple[np.ndarray, float]:
+    """A headerless ``time_s,x_g,y_g,z_g,total_g`` file as (n, 3) mG on an even grid.
+
+    Rows sharing a time stamp are averaged; time running backwards is refused.
+    """
+    a = np.loadtxt(path, delimiter=",", ndmin=2)
+    back = np.flatnonzero(np.diff(a[:, 0]) < 0)
+    if back.size:
+        raise ValueError(f"{path.name}: time runs backwards at row {back[0] + 2}")
+    t, inv = np.unique(a[:, 0], return_inverse=True)
+    n = np.bincount(inv)
+    xyz = np.column_stack([np.bincount(inv, a[:, k]) / n for k in (1, 2, 3)])
+    grid = np.arange(t[0], t[-1], 1.0 / fs_hz)
+    return np.column_stack([np.interp(grid, t, xyz[:, k]) for k in range(3)]) * 1000.0, fs_hz
+
+
+def acc_rows() -> dict[str, dict[str, float]]:
+    """Offline and live rate errors per paced chest-motion file."""
+    rows = {}
+    for f in sorted((data_dir().parent / "chest_acc_paced").glob("*_accelerometer_data_*.txt")):
+        period = int(f.name.split("_")[-1].removesuffix("sbreathing.txt"))
+        acc, fs = load_chest_acc(f)
+        truth = 60.0 / period
+        row: dict[str, float] = {"period_s": period, "truth_bpm": truth,
+                                 "duration_s": acc.shape[0] / fs}
+        for mode, causal in (("offline", False), ("live", True)):
+            r = analyze_acc(acc, fs, causal=causal).rate_bpm
+            r = r[np.isfinite(r)]
+            row[mode + "_bpm"] = float(r.mean()) if r.size else np.nan
+            row[mode] = abs(float(r.mean()) - truth) if r.size else MISS_ERROR_BPM
+        rows[f.name.split("_")[-1].removesuffix(".txt")] = row
+    return rows
+
+
+def acc_table(rows: dict[str, dict[str, float]]) -> str:
+    cols = ["period_s", "truth_bpm", "duration_s", "offline_bpm", "offline", "live_bpm", "live"]
+    lines = ["| file | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, r in rows.items():
+        lines.append(f"| {name} | " + " | ".join(f"{r[c]:.2f}" for c in cols) + " |")
+    scored = [r for r in rows.values() if r["period_s"] in ACC_SCORED_S]
+    lines.append("| **mean, periods 4-12 s** | | | | | "
+                 f"{np.mean([r['offline'] for r in scored]):.2f} | | "
+                 f"{np.mean([r['live'] for r in scored]):.2f} |")
+    return "\n".join(lines)
+
+
+def loo_rows() -> dict[str, dict[str, float]]:
+    """Offline ECG and RR-only MAE per recording for every LOCAL_SPAN_S tried, and the
+    leave-one-recording-out choice."""
+    per: dict[str, dict[str, float]] = {}
+    for rid in sorted(p.name for p in data_dir().glob("marsh_*")):
+        ecg, ip, nasal = load(rid)
+        wins = windows(ip, nasal, ecg.size / FS_HZ)
+        peaks, _ = neurokit(ecg)
+        rr = np.diff(peaks) * 1000.0
+        row = {}
+        for span in SPANS_S:
+            off = analyze_ecg(ecg, FS_HZ, span_s=span)
+            row[f"ecg_{span:g}"] = mae(off.rate_t_s, off.rate_bpm, wins)
+            r = analyze_rr(rr, span_s=span)
+            row[f"rr_{span:g}"] = mae(r.rate_t_s + peaks[0], r.rate_bpm, wins)
+        per[rid] = row
+    for kind in ("ecg", "rr"):
+        for rid in per:
+            rest = [r for r in per if r != rid]
+            best = min(SPANS_S, key=lambda s: np.mean([per[r][f"{kind}_{s:g}"] for r in rest]))
+            per[rid][f"{kind}_loo"] = per[rid][f"{kind}_{best:g}"]
+            per[rid][f"{kind}_loo_span"] = best
+    return per
+
+
+def loo_table(per: dict[str, dict[str, float]]) -> str:
+    cols = [c for c in next(iter(per.values()))]
+    lines = ["| recording | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for rid, r in per.items():
+        lines.append(f"| {rid} | " + " | ".join(f"{r[c]:.2f}" for c in cols) + " |")
+    lines.append("| **mean** | " + " | ".join(
+        f"{np.mean([r[c] for r in per.values()]):.2f}" for c in cols) + " |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", type=Path, help="write the markdown table here")
+    ap.add_argument("--part", choices=("all", "marsh", "acc", "loo"), default="all")
     args = ap.parse_args()
-    rids = sorted(p.name for p in data_dir().glob("marsh_*"))
-    rows = {rid: evaluate(rid) for rid in rids}
-    md = table(rows)
     head = (
         f"MAE in breaths/min over {WIN_S:.0f} s windows every {HOP_S:.0f} s; "
         f"misses count {MISS_ERROR_BPM:.0f}/min. Machine: {platform.platform()}, "
         f"{platform.machine()}, Python {platform.python_version()}.\n\n"
     )
-    print(head + md)
+    md = []
+    if args.part in ("all", "marsh"):
+        rids = sorted(p.name for p in data_dir().glob("marsh_*"))
+        md.append(table({rid: evaluate(rid) for rid in rids}))
+    if args.part in ("all", "loo"):
+        md.append("Leave-one-recording-out (LOCAL_SPAN_S chosen on the other nine):\n\n"
+                  + loo_table(loo_rows()))
+    if args.part in ("all", "acc"):
+        md.append("Real chest accelerometer at paced rates (chest_acc_paced), |error| "
+                  "in breaths/min:\n\n" + acc_table(acc_rows()))
+    text = head + "\n\n".join(md)
+    print(text)
     if args.out:
-        args.out.write_text(head + md + "\n")
+        args.out.write_text(text + "\n")
     return 0
 
 

@@ -17,13 +17,14 @@ from scipy import signal
 
 from coach import respiration as resp
 from coach.breath import BreathEstimator
-from coach.config import BREATH_BAND_HZ
+from coach.config import BREATH_BAND_HZ, STATE_PERIOD_S
 from coach.ecg import ecg_peaks
 from coach.rr import beats_to_wave, rr_beat_times, rr_clean, rsa_points
 from coach.types import AccChunk, EcgChunk
 
 FS: Final = resp.WAVE_FS_HZ
 CHUNK_S: Final = 1.0  # s, chunk length of the causal replay
+PHASE_STEP_S: Final = STATE_PERIOD_S  # s between phases reported (as often as the session's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +51,22 @@ class Analysis:
         ]
         ok = self.rate_bpm[np.isfinite(self.rate_bpm)]
         mean = round(float(ok.mean()), 2) if ok.size else None
-        return {"source": self.source, "breaths": breaths, "rate": rate, "mean_bpm": mean}
+        out: dict[str, Any] = {
+            "source": self.source, "breaths": breaths, "rate": rate, "mean_bpm": mean}
+        if self.phase_t_s.size:  # causal: the live phase, None while unknown
+            out["phase"] = [
+                {"t_s": round(float(t), 3), "phase": None if math.isnan(p) else round(float(p), 4)}
+                for t, p in zip(self.phase_t_s, self.phase, strict=True)
+            ]
+        return out
 
 
-def _offline(waves: list[tuple[float, np.ndarray]], end_s: float, source: str) -> Analysis:
-    """Fuse waves that share the 4 Hz grid, then count breaths."""
+def _offline(
+    waves: list[tuple[float, np.ndarray]], end_s: float, source: str,
+    span_s: float = resp.LOCAL_SPAN_S,
+) -> Analysis:
+    """Fuse waves that share the 4 Hz grid, then count breaths (amplitude threshold
+    over +-``span_s``)."""
     waves = [(t0, w) for t0, w in waves if w.size > 8 * FS]
     grid = np.arange(0.0, math.floor(end_s) + 1.0)
     if not waves:
@@ -64,7 +76,7 @@ def _offline(waves: list[tuple[float, np.ndarray]], end_s: float, source: str) -
     n = min(c.size for c in cut)
     clean = [resp.resp_clean(c[:n], FS) for c in cut]
     weights = [resp.resp_quality(c, FS)[1] for c in clean]
-    b = resp.resp_breaths(resp.resp_fuse(clean, weights), FS, t0)
+    b = resp.resp_breaths(resp.resp_fuse(clean, weights), FS, t0, span_s)
     return Analysis(b.onset_s, b.exhale_s, grid, resp.resp_rate(b, grid), source)
 
 
@@ -80,7 +92,9 @@ def ecg_waves(
     ]
 
 
-def analyze_ecg(ecg_uv: np.ndarray, fs_hz: float, causal: bool = False) -> Analysis:
+def analyze_ecg(
+    ecg_uv: np.ndarray, fs_hz: float, causal: bool = False, span_s: float = resp.LOCAL_SPAN_S
+) -> Analysis:
     """Breathing from ECG: RSA fused with R amplitude and QRS area (EDR)."""
     end_s = ecg_uv.size / fs_hz
     if causal:
@@ -94,10 +108,12 @@ def analyze_ecg(ecg_uv: np.ndarray, fs_hz: float, causal: bool = False) -> Analy
     b = ecg_peaks(ecg_uv, fs_hz)
     if b.t_s.size < 3:
         return _offline([], end_s, "ecg")
-    return _offline(ecg_waves(b.t_s, b.amp_uv, b.area_uvs), end_s, "ecg")
+    return _offline(ecg_waves(b.t_s, b.amp_uv, b.area_uvs), end_s, "ecg", span_s)
 
 
-def analyze_rr(rr_ms: np.ndarray, causal: bool = False) -> Analysis:
+def analyze_rr(
+    rr_ms: np.ndarray, causal: bool = False, span_s: float = resp.LOCAL_SPAN_S
+) -> Analysis:
     """Breathing from R-R intervals alone (RSA); beat times are the running sum."""
     rr = np.asarray(rr_ms, dtype=np.float64)
     t = rr_beat_times(rr)
@@ -112,7 +128,7 @@ def analyze_rr(rr_ms: np.ndarray, causal: bool = False) -> Analysis:
         )
         return _replay(est, chunks, end_s, "rr", chunk_s=1.0)
     tc, rc = rr_clean(t, rr)
-    return _offline([beats_to_wave(*rsa_points(tc, rc))], end_s, "rr")
+    return _offline([beats_to_wave(*rsa_points(tc, rc))], end_s, "rr", span_s)
 
 
 def analyze_acc(acc_mg: np.ndarray, fs_hz: float, causal: bool = False) -> Analysis:
@@ -149,20 +165,28 @@ def _replay(
     source: str,
     chunk_s: float = CHUNK_S,
 ) -> Analysis:
-    """Feed one-second chunks; sample the rate once a second, the phase 4 times a second."""
+    """Feed one-second chunks; sample the rate once a second and the phase every
+    :data:`PHASE_STEP_S`, as a session state carries it (0.1 s)."""
     rate_t, rate, ph_t, ph = [], [], [], []
     onsets: list[float] = []  # every breath the live estimator committed (its own
     exhales: list[float] = []  # memory of them is bounded)
-    t_end = 0.0
+    t_end, k = 0.0, 0  # k: phases reported so far (on the grid k x PHASE_STEP_S)
     for feed in chunks:
         feed()
         t_end = min(t_end + chunk_s, end_s)
-        for t in np.arange(t_end - chunk_s + 0.25, t_end + 1e-9, 0.25).tolist():
-            if t >= t_end - 1e-9:
+        k_end = math.floor(t_end / PHASE_STEP_S + 1e-6)
+        updated = False
+        for t in (PHASE_STEP_S * np.arange(k + 1, k_end + 1)).tolist():
+            if t >= t_end - 1e-6:
                 est.update(t_end)  # earlier phases extrapolate the previous update
+                updated = True
             e = est.estimate(t)
             ph_t.append(t)
             ph.append(math.nan if e.phase is None else e.phase)
+        k = k_end
+        if not updated:  # a chunk end off the grid (the last one)
+            est.update(t_end)
+            e = est.estimate(t_end)
         rate_t.append(t_end)
         rate.append(math.nan if e.rate_bpm is None else e.rate_bpm)
         w = est.windows[source]

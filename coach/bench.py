@@ -70,7 +70,7 @@ def machine() -> dict[str, Any]:
 
 async def _latency_run(seconds: float) -> dict[str, Any]:
     from coach.clock import RealClock
-    from coach.commands.demo import build, strap_sources
+    from coach.wiring import build, strap_sources
 
     clock = RealClock()
     session, world = build(clock, "triad", 3)

@@ -27,6 +27,8 @@ References
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections import deque
 from collections.abc import Iterable
@@ -42,18 +44,35 @@ from coach.ecg import Beats, RPeakDetector
 from coach.rr import RRCleaner, rsa_points
 from coach.types import TWO_PI, AccChunk, EcgChunk
 
-MIN_QUALITY: Final = 0.25  # long-term spectral quality a source needs to be used [2]
+# long-term spectral quality [2] a source needs to be used and trusted, per source: set
+# against a null (the simulator without breathing: chest still, no RSA; band-passed
+# white noise) so that noise passes in <= 5 % of windows (docs/breathing.md, "Quality gate")
+QUALITY_GATE: Final = {"acc": 0.65, "ecg": 0.65, "rr": 0.65}
+TRUST_HOLD_S: Final = 30.0  # s above the gate before the pacer may steer toward a rate
+DISAGREE_BPM: Final = 3.0  # /min between chest motion and heart rate (RR) ...
+DISAGREE_HOLD_S: Final = 30.0  # ... for this long: they disagree
+DISAGREE_FACTOR: Final = 0.5  # confidence kept while they disagree
+log = logging.getLogger(__name__)
+
 MIN_DATA_S: Final = 30.0  # s after the first data (of any source) before any rate is reported
 JUMP_LAG_S: Final = 0.2  # s, span over which a sudden change of acceleration is measured
 JUMP_MIN_MG: Final = 20.0  # mG per JUMP_LAG_S: no breath moves the chest this fast
 JUMP_FACTOR: Final = 5.0  # x the running rms change per JUMP_LAG_S, if that is larger
 JUMP_HOLD_S: Final = 1.0  # s the wave is held after the last sudden change
 JUMP_TAU_S: Final = 30.0  # s, memory of the running rms change
+# the chest-motion window keeps the breath's first harmonics (up to this x its rate,
+# at most ACC_WIDE_HZ, below a resting heart): else the band-limited breath's troughs
+# move early (a fast inhale after a slow exhale; docs/breathing.md)
+ACC_HARMONICS: Final = 3.0
+ACC_WIDE_HZ: Final = 1.0  # Hz
+SHAPE_BAND_HZ: Final = (0.05, 2.0)  # Hz: the breath's harmonics, for its asymmetry
+SHAPE_SETTLE_S: Final = 15.0  # s of chest motion before its shape is measured
+GRAVITY_TAU_S: Final = 20.0  # s, memory of the running mean removed from the chest motion
 MAX_PENDING: Final = 32  # chest-motion chunks held before they are processed anyway
 ECG_BACKLOG_S: Final = 70.0  # s of ECG kept, unprocessed, while another source serves
 ECG_RESTART_S: Final = 5.0  # s: a longer gap before the ECG waiting restarts its detector
 SOURCE_SILENT_S: Final = 3.0  # s without data before a source is given up
-PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0, "rr": 0.0}  # s, see docs/breathing.md
+PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0}  # s, see docs/breathing.md
 SHOWN_SLEW_RAD_S: Final = 1.5  # rad/s: how fast the drawn wave may catch up with the phase
 
 
@@ -68,6 +87,9 @@ class BreathEstimate:
     regularity: float | None  # 1 - coefficient of variation of recent breath periods
     source: str | None = None  # "acc", "ecg" or "rr"
     quality: float | None = None  # [0, 1], spectral prominence of the wave in use
+    confidence: float | None = None  # [0, 1], long-term quality (lowered on disagreement)
+    trusted: bool = False  # confidence held the gate for TRUST_HOLD_S
+    disagree: bool = False  # chest motion and heart rate disagree on the rate
 
 
 class AccWave:
@@ -95,6 +117,14 @@ class AccWave:
         self._hold_left = 0  # samples still to hold
         self._jump_ms = (JUMP_MIN_MG / JUMP_FACTOR) ** 2  # running mean square change
         self._last: np.ndarray | None = None  # newest output sample
+        self._gravity: np.ndarray | None = None  # running mean of each axis (mG)
+        # the breath's shape (inhale shorter and steeper than exhale), in a band wide
+        # enough for its harmonics: running 2nd and 3rd moments of the wave's slope
+        self._shape_filter = resp.SosStream(
+            signal.butter(2, SHAPE_BAND_HZ, btype="bandpass", fs=fs_out_hz, output="sos"))
+        self._shape_last: float | None = None
+        self._shape_n = 0  # slope samples seen
+        self._moments = np.zeros((2, 2))  # rows: long, short memory; columns: m2, m3
         self.jumps = 0  # sudden changes seen (posture shifts, coughs, knocks)
 
     def push_chunks(self, chunks: list[AccChunk]) -> tuple[np.ndarray, np.ndarray]:
@@ -112,9 +142,47 @@ class AccWave:
         self._cov = alpha * self._cov + (1 - alpha) * (filt.T @ filt) / n
         axis = np.linalg.eigh(self._cov)[1][:, -1]
         self.axis = axis if float(axis @ self.axis) >= 0 else -axis
-        # project the unfiltered samples: the zero-phase window filter band-limits them
-        # later, whereas the causal band-pass would shift the breath's phase
-        return t, xd @ self.axis
+        # project the unfiltered samples less their slow running mean (gravity: else a
+        # change of axis would step the wave): the zero-phase window filter band-limits
+        # them later, whereas the causal band-pass would shift the breath's phase
+        a = 1.0 / (GRAVITY_TAU_S * self.fs_hz)
+        if self._gravity is None:
+            self._gravity = xd[0].copy()
+        zi = ((1 - a) * self._gravity)[:, None]
+        g = signal.lfilter([a], [1.0, a - 1.0], xd, axis=0, zi=zi.T)[0]
+        self._gravity = g[-1].copy()
+        y = (xd - g) @ self.axis
+        self._learn_shape(y)
+        return t, y
+
+    def _learn_shape(self, y: np.ndarray) -> None:
+        """Running moments of the slope of the wave (band :data:`SHAPE_BAND_HZ`)."""
+        w = self._shape_filter.process(y)
+        prev = w[:1] if self._shape_last is None else np.array([self._shape_last])
+        self._shape_last = float(w[-1])
+        d = np.diff(np.concatenate([prev, w]))
+        if self._moments[0, 0] > 0:  # a slope far beyond its typical size is an artifact
+            lim = 4.0 * math.sqrt(self._moments[0, 0])
+            d = np.clip(d, -lim, lim)
+        self._shape_n += len(d)
+        used = self._shape_n - SHAPE_SETTLE_S * self.fs_hz  # the filters' start is no shape
+        if used <= 0:
+            return
+        new = np.array([np.mean(d * d), np.mean(d * d * d)])
+        for row, tau in enumerate((resp.LAG_TAU_S, resp.FLIP_TAU_S)):
+            a = max(min(len(d), used) / used, 1.0 - math.exp(-len(d) / (tau * self.fs_hz)))
+            self._moments[row] += a * (new - self._moments[row])
+
+    def restart_shape(self) -> None:
+        """Remember the shape from the recent wave only (the strap was turned over)."""
+        self._moments[0] = self._moments[1]
+
+    def shape_skew(self) -> tuple[float, float]:
+        """Skewness of the wave's slope, long- and short-term: > 0 when the wave rises
+        faster than it falls (inhale up, if the inhale is the shorter part)."""
+        m2, m3 = self._moments[:, 0], self._moments[:, 1]
+        sk = m3 / np.where(m2 > 0, m2, 1.0) ** 1.5
+        return float(sk[0]), float(sk[1])
 
     def _decimate(self, chunk: AccChunk) -> tuple[np.ndarray, np.ndarray]:
         """Block averages of a chunk (with what the last one left over) and their times."""
@@ -207,7 +275,17 @@ class BreathEstimator:
             "ecg": resp.BreathWindow(3),
             "rr": resp.BreathWindow(1),
         }
+        self.windows["acc"].harmonics, self.windows["acc"].wide_hz = ACC_HARMONICS, ACC_WIDE_HZ
+        self.windows["ecg"].shift_rsa = True  # R amplitude and QRS area show the breath at once
+        for name, w in self.windows.items():
+            w.label = name
         self.source: str | None = None
+        self.confidence: float | None = None  # long-term quality of the source in use
+        self.trusted = False  # confidence held the gate for TRUST_HOLD_S: the pacer may follow
+        self.disagree = False  # chest motion and heart rate disagree on the rate
+        self._disagree_since: float | None = None
+        self._trusted_since: float | None = None
+        self._trusted_source: str | None = None
         self._due_s = -math.inf
         self._first_s: float | None = None  # time of the first data of any source
         self._cached: BreathEstimate | None = None  # estimate at the last analysis
@@ -239,7 +317,12 @@ class BreathEstimator:
             t, y = self.acc.push_chunks(self._acc_pending)
             self._acc_pending = []
             if t.size:
-                self.windows["acc"].push(1, t, y)
+                w = self.windows["acc"]
+                w.push(1, t, y)
+                if w.shape_flipped:  # its memory of the shape was of the strap as it was
+                    self.acc.restart_shape()
+                    w.shape_flipped = False
+                w.shape_skew = self.acc.shape_skew()
 
     def _take_ecg(self) -> None:
         """Put the ECG waiting through the R-peak detector, into the ECG window."""
@@ -300,11 +383,13 @@ class BreathEstimator:
         return t_s - self.windows[name].last_t(k) <= SOURCE_SILENT_S + resp.UPDATE_S
 
     def update(self, t_s: float) -> None:
-        """Re-analyse the best fresh source (ACC while its quality holds, else ECG, else RR)."""
+        """Re-analyse the best fresh source: chest motion while its confidence holds the
+        gate, else ECG, else RR (else the first that has a rate, not to be trusted)."""
         self._take_pending()
         self._due_s = t_s + resp.UPDATE_S
         self._cached = None
         chosen = None
+        conf: dict[str, float] = {}
         for name in ("acc", "ecg", "rr"):
             if name == "ecg":
                 self._take_ecg()  # only now may the analysis use it
@@ -315,14 +400,48 @@ class BreathEstimator:
             if name == "acc" and st is None:
                 break  # chest motion flows but fills its window: wait, don't switch sources
             if st is not None and w.rate_bpm(t_s) is not None:
+                conf[name] = w.confidence()
                 chosen = chosen or name
-                if st.quality >= MIN_QUALITY:
+                if conf[name] >= QUALITY_GATE[name]:
                     chosen = name
                     break
+        if chosen == "acc":
+            chosen = self._cross_check(t_s, conf)
+        else:
+            self._disagree_since, self.disagree = None, False
         # the windows learn their sources' quality and sign from the start, but a
         # window of a few breaths gives rates far off: report once there is more
         early = self._first_s is None or t_s - self._first_s < MIN_DATA_S
         self.source = None if early else chosen
+        self.confidence = None if self.source is None else conf[self.source] * (
+            DISAGREE_FACTOR if self.disagree else 1.0)
+        if self.confidence is None or self.confidence < QUALITY_GATE[self.source or ""]:
+            self._trusted_since = None
+        elif self._trusted_since is None or self.source != self._trusted_source:
+            self._trusted_since, self._trusted_source = t_s, self.source
+        self.trusted = self._trusted_since is not None and t_s - self._trusted_since >= TRUST_HOLD_S
+
+    def _cross_check(self, t_s: float, conf: dict[str, float]) -> str:
+        """Chest motion against the strap's heart rate (RR): more than
+        :data:`DISAGREE_BPM` apart for :data:`DISAGREE_HOLD_S` lowers the confidence
+        and the estimate follows the source of the better long-term quality."""
+        w = self.windows["rr"]
+        rr = w.rate_bpm(t_s) if self._fresh("rr", t_s) and w.update(t_s) is not None else None
+        acc = self.windows["acc"].rate_bpm(t_s)
+        if rr is None or acc is None or abs(acc - rr) <= DISAGREE_BPM:
+            self._disagree_since = None
+        elif self._disagree_since is None:
+            self._disagree_since = t_s
+        was = self.disagree
+        self.disagree = self._disagree_since is not None and (
+            t_s - self._disagree_since >= DISAGREE_HOLD_S)
+        if self.disagree != was:
+            log.info("chest motion and heart rate %s (%s vs %s /min)",
+                     "disagree" if self.disagree else "agree again", acc, rr)
+        if not self.disagree:
+            return "acc"
+        conf["rr"] = w.confidence()
+        return "rr" if conf["rr"] > conf["acc"] else "acc"
 
     def estimate(self, t_s: float) -> BreathEstimate:
         """Rate, phase, level, depth, regularity, source and quality at ``t_s``.
@@ -338,9 +457,7 @@ class BreathEstimator:
             self._shown = None
             return e
         level = -math.cos(self._shown_phase(t_s, phase))
-        return BreathEstimate(
-            e.rate_bpm, phase, level, e.depth, e.regularity, e.source, e.quality
-        )
+        return dataclasses.replace(e, phase=phase, level=level)
 
     def _shown_phase(self, t_s: float, phase: float) -> float:
         if self._shown is None or t_s < self._shown[0] or self._phase_bpm is None:
@@ -369,6 +486,18 @@ class BreathEstimator:
         self._phase_bpm = w.rate_bpm(t_s, w.phase_cycles) if w is not None else None
         return self._cached, self._cached.phase
 
+    def _phase_delay_s(self, source: str) -> float:
+        """How late the source's wave shows the breath. Heart rate alone (RR) lags it
+        by the person's own lag if chest motion or ECG has taught it, else by
+        :data:`~coach.respiration.POPULATION_LAG_S`."""
+        if source != "rr":
+            return PHASE_DELAY_S[source]
+        for name in ("acc", "ecg"):
+            lag = self.windows[name].rsa_lag_s()
+            if lag is not None:
+                return lag
+        return resp.POPULATION_LAG_S
+
     def _analyse(self, t_s: float) -> BreathEstimate:
         if self.source is None:
             return BreathEstimate(None, None, None, None, None)
@@ -377,9 +506,10 @@ class BreathEstimator:
         assert st is not None
         rate = w.rate_bpm(t_s)
         if rate is None:
-            return BreathEstimate(None, None, st.level, None, None, self.source, st.quality)
+            return BreathEstimate(None, None, st.level, None, None, self.source, st.quality,
+                                  self.confidence, False, self.disagree)
         depth = resp.median_of_sorted(np.sort(st.depth[-6:])) if st.depth.size else None
-        phase = w.phase(t_s, PHASE_DELAY_S[self.source])
+        phase = w.phase(t_s, self._phase_delay_s(self.source))
         return BreathEstimate(
             rate,
             phase,
@@ -388,4 +518,7 @@ class BreathEstimator:
             w.regularity(),
             self.source,
             st.quality,
+            self.confidence,
+            self.trusted,
+            self.disagree,
         )

@@ -125,6 +125,12 @@ class CalmScore:
         """Measure a new baseline from ``t_s`` (the score keeps the old one meanwhile)."""
         self._collecting = Baseline(t_s, duration_s)
 
+    def baseline_left_s(self, t_s: float) -> float | None:
+        """Seconds left of the baseline being measured at ``t_s``; None when none is."""
+        if self._collecting is None:
+            return None
+        return max(0.0, self._collecting.start_s + self._collecting.duration_s - t_s)
+
     def update(self, t_s: float, f: Features) -> float | None:
         if self._collecting is not None:
             self._collecting.add(t_s, f)

@@ -123,7 +123,8 @@ class CoRegulator:
         self.pacer: Pacer | None = None
         self.fixed_anchor: str | None = None
         self.fixed_pace_bpm: float | None = None
-        self.paused = False
+        self.paused = False  # the orb rests at the end of an exhale
+        self.held = False  # the orb keeps breathing at its present rate
         self.guide = solo
         self.ie_ratio: float | None = None
         self.holds = 0  # times the pacer began holding for an alert
@@ -142,7 +143,9 @@ class CoRegulator:
         if cmd.kind == "pause":
             self.paused = True
         elif cmd.kind == "resume":
-            self.paused = False
+            self.paused = self.held = False
+        elif cmd.kind == "hold":
+            self.held = bool(cmd.value)
         elif cmd.kind == "anchor":
             self.fixed_anchor = None if cmd.value in (None, "auto") else str(cmd.value)
         elif cmd.kind == "pace":
@@ -177,12 +180,15 @@ class CoRegulator:
             self.holds += 1
             log.info("pacer holds: arousal alert")
         self._alerting = alerting
-        holding = self.paused or alerting or target is None
+        holding = self.paused or self.held or alerting or target is None
         if self.paused:
             mode = "paused"
         elif alerting:
             mode = "alert"
-        return self.pacer.update(t_s, target, holding=holding, mode=mode, ie_ratio=self.ie_ratio)
+        elif self.held:
+            mode = "held"
+        return self.pacer.update(t_s, target, holding=holding, mode=mode, ie_ratio=self.ie_ratio,
+                                 target_shown=self.fixed_pace_bpm)
 
     def _hold_for_alert(self, partners: Mapping[str, PartnerState]) -> bool:
         """Whether an alert holds the pacer: a partner alerting now, or one who was alerting
@@ -207,13 +213,13 @@ class CoRegulator:
             return self.fixed_pace_bpm, "manual"
         if self.guide and self._all_follow(t_s, partners, orb_ppc):
             return RESONANCE_BPM, "guide"
-        if self.anchor is None:  # nobody has led yet: the couple's mean
-            rates = [p.rate_bpm for k, p in partners.items()
-                     if k in COUPLE and p.status == "ok" and p.rate_bpm is not None]
+        if self.anchor is None:  # nobody has led yet: the couple's mean (trusted rates)
+            rates = [p.rate_bpm for k, p in partners.items() if k in COUPLE
+                     and p.status == "ok" and p.trusted and p.rate_bpm is not None]
             return (sum(rates) / len(rates) if rates else None), "follow"
         anchor = partners.get(self.anchor)
-        if anchor is None or anchor.status != "ok":
-            return None, "follow"
+        if anchor is None or anchor.status != "ok" or not anchor.trusted:
+            return None, "follow"  # steer only toward a rate whose confidence has held
         return anchor.rate_bpm, "follow"
 
     def _all_follow(
@@ -230,7 +236,7 @@ class CoRegulator:
 
     def _start(self, t_s: float, partners: Mapping[str, PartnerState]) -> Pacer | None:
         couple = [p for k, p in partners.items() if k in COUPLE]
-        rates = [p.rate_bpm for p in couple if p.rate_bpm is not None]
+        rates = [p.rate_bpm for p in couple if p.rate_bpm is not None and p.trusted]
         waited = t_s - self.t_origin_s >= PACER_START_WAIT_S
         if not rates or (len(rates) < len(couple) and not waited):
             return None

@@ -48,8 +48,12 @@ class Pacer:
         holding: bool = False,
         mode: str = "follow",
         ie_ratio: float | None = None,
+        target_shown: float | None = None,
     ) -> PacerState:
-        """Advance to ``t_s`` and steer toward ``target_bpm`` (None or holding: keep the rate)."""
+        """Advance to ``t_s`` and steer toward ``target_bpm`` (None or holding: keep the rate).
+
+        ``target_shown`` is published as the state's ``target_bpm`` (a fixed pace).
+        """
         old = self.state
         dt = max(t_s - old.t0_s, 0.0)
         phase = old.phase_at(old.t0_s + dt)
@@ -64,5 +68,6 @@ class Pacer:
             old.ie_ratio if ie_ratio is None else ie_ratio,
             holding=holding,
             mode=mode,
+            target_bpm=target_shown,
         )
         return self.state

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import math
 import statistics
 from collections import deque
@@ -42,6 +43,8 @@ AMPLITUDE_FRACTION: Final = 0.3  # of the upper quartile of cycle amplitudes [1]
 LOCAL_SPAN_S: Final = 20.0  # s, half-width of the local amplitude threshold
 QUALITY_WINDOW_S: Final = 32.0  # s, window of the spectral quality index
 TWO_PI: Final = 2.0 * math.pi
+
+log = logging.getLogger(__name__)
 
 
 def sosfilt_public(sos: np.ndarray, x: np.ndarray, zi: np.ndarray) -> None:
@@ -322,10 +325,12 @@ def _hann(n: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=32)
-def _band(nfft: int, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+def _band(
+    nfft: int, fs_hz: float, band_hz: tuple[float, float] = BAND_HZ
+) -> tuple[np.ndarray, np.ndarray]:
     """Frequencies of the breathing band in an ``nfft`` spectrum, and their mask."""
     f = np.fft.rfftfreq(nfft, 1.0 / fs_hz)
-    band = (f >= BAND_HZ[0]) & (f <= BAND_HZ[1])
+    band = (f >= band_hz[0]) & (f <= band_hz[1])
     return f[band], band
 
 
@@ -346,7 +351,9 @@ def resp_qualities(waves: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndar
     return _prominences(_band_spectra(x, fs_hz), np.any(x != x[:, :1], axis=1))
 
 
-def _band_spectra(x: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray] | None:
+def _band_spectra(
+    x: np.ndarray, fs_hz: float, band_hz: tuple[float, float] = BAND_HZ
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(frequencies, spectra) in the breathing band of the centred, Hann-windowed rows;
     None if the rows are shorter than 8 s. Linear in the rows."""
     n = x.shape[1]
@@ -354,7 +361,7 @@ def _band_spectra(x: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray] 
         return None
     nfft = max(1024, 1 << math.ceil(math.log2(n)))
     spec = np.fft.rfft((x - x.mean(axis=1, keepdims=True)) * _hann(n), nfft, axis=1)
-    fb, band = _band(nfft, fs_hz)
+    fb, band = _band(nfft, fs_hz, band_hz)
     return fb, spec[:, band]
 
 
@@ -369,8 +376,10 @@ def _prominences(
     fb, spec = spectra
     pb = np.abs(spec) ** 2
     total = pb.sum(axis=1)
-    ok = varies & np.any(pb > 0, axis=1)
     peak = np.argmax(pb, axis=1)
+    # a spectrum that only falls (or rises) across the band has no breathing peak: red
+    # noise (slow drift, heart-rate wander) would otherwise score as a clean breath
+    ok = varies & np.any(pb > 0, axis=1) & (peak > 0) & (peak < pb.shape[1] - 1)
     near = np.abs(fb[None, :] - fb[peak][:, None]) <= 0.04
     rate[ok] = 60.0 * fb[peak][ok]
     prom[ok] = (pb * near).sum(axis=1)[ok] / total[ok]
@@ -409,9 +418,32 @@ def _fused(x: np.ndarray, scale: np.ndarray) -> np.ndarray:
 WINDOW_S: Final = 60.0  # s, trailing window re-analysed live
 UPDATE_S: Final = 1.0  # s, how often the live window is re-analysed
 QUALITY_TAU_S: Final = 300.0  # s, memory of each source's spectral quality
+CONFIDENCE_PRIOR: Final = 0.5  # quality assumed before the first window (one window's worth)
 WEIGHT_POWER: Final = 4.0  # fusion weight = long-term quality ** this (tuned, docs/breathing.md)
 STALE_PERIODS: Final = 2.5  # periods without a breath before the rate is unknown
 PHASE_CYCLES: Final = 3  # newest cycles whose median period extrapolates a chest-motion phase
+# Polarity (docs/breathing.md, "Polarity"): heart rate follows the breath with a lag of its
+# own (0-3 s, per person). A wave's sign is that of its correlation with heart rate at the
+# lag where that correlation is largest in magnitude (the true lag: elsewhere the breath's
+# own variability and shape make it smaller), not at lag 0, where it is cos(2 pi lag / period)
+# and flips with the rate. Without heart rate, the wave's asymmetry (inhale shorter and
+# steeper than exhale) gives the sign.
+LAG_GRID_S: Final = np.arange(-0.5, 3.51, 0.25)  # s, candidate lags of heart rate behind a wave
+LAG_TAU_S: Final = 120.0  # s, memory of the lag and sign evidence
+SIGN_MIN_UPDATES: Final = 15  # analyses before a sign may be established
+SIGN_FORCE_UPDATES: Final = 25  # analyses after which the best evidence decides the sign
+SIGN_MARGIN: Final = 0.08  # relative lead of the best lag over the best opposite-sign lag
+SKEW_MIN: Final = 0.03  # |skewness| of the wave's slope that establishes a sign by asymmetry
+LAG_MIN_CORR: Final = 0.5  # correlation at a lag that makes it the person's own
+# s, heart rate behind the breath when a person's own lag is unknown: MARSH (RSA vs the
+# impedance wave) shows -0.5..0 s, the literature 0-3 s (docs/breathing.md, "Polarity")
+POPULATION_LAG_S: Final = 0.75
+# s, the lag whose sign decides when the evidence is weak: on MARSH, R amplitude and QRS
+# area line up with heart rate at -0.5..0 s (docs/breathing.md, "Polarity")
+SIGN_PRIOR_LAG_S: Final = 0.0
+FLIP_TAU_S: Final = 8.0  # s, memory of the short-term evidence against a held sign
+FLIP_MIN: Final = 0.25  # correlation against the held sign that counts as contrary evidence
+FLIP_HOLD_S: Final = 20.0  # s of contrary evidence before a held sign changes (logged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -478,10 +510,32 @@ class BreathWindow:
         self._used = np.flatnonzero(self.gains > 0)
         self._sos = resp_sos(fs_hz, band_hz)
         self._zi = signal.sosfilt_zi(self._sos)
+        self.band_hz = band_hz
+        # upper edge = this x the breathing rate (within band_hz[1] .. wide_hz), so a
+        # fast breath keeps its harmonics (its shape) and a slow one no heartbeat
+        self.harmonics: float | None = None
+        self.wide_hz = band_hz[1]
+        self._filters: dict[float, tuple[np.ndarray, np.ndarray]] = {}
         self._t = [np.empty(0) for _ in range(n_sources)]
         self._v = [np.empty(0) for _ in range(n_sources)]
         self._q = np.zeros(n_sources)
-        self._corr = np.zeros(n_sources)
+        self._corr = np.zeros(n_sources)  # provisional signs (zero lag), until established
+        self._xc = np.zeros((n_sources, LAG_GRID_S.size))  # long-term correlation vs lag
+        self._xc_short = np.zeros((n_sources, LAG_GRID_S.size))
+        self._skew = np.zeros(n_sources)  # long-term skewness of each wave's slope
+        self._skew_short = np.zeros(n_sources)
+        self.signs = np.zeros(n_sources)  # held polarity of each source, 0 = not yet known
+        self.signs[0] = 1.0  # source 0 (heart rate, or the only wave) rises on inhaling
+        self.lags_s = np.full(n_sources, math.nan)  # lag of heart rate behind each source
+        self._rel = np.zeros(n_sources)  # long-term correlation with the first breathing source
+        self._contrary = 0.0  # s of evidence against the held polarity
+        self.flips = 0  # held signs changed (a strap turned over)
+        self.label = ""  # for the log
+        self.shift_rsa = False  # fuse heart rate moved back by the learned lag (ECG)
+        # (long, short)-term asymmetry of source 1 measured upstream, in a wider band
+        # than the window's (chest motion): used instead of the window's own
+        self.shape_skew: tuple[float, float] | None = None
+        self.shape_flipped = False  # the polarity changed: the owner of shape_skew restarts it
         self._updates = 0
         self.state: WindowState | None = None
         self._periods: dict[int, tuple[float, float] | None] = {}  # rate_bpm's, per state
@@ -513,16 +567,31 @@ class BreathWindow:
         sd = x.std(axis=1)
         # a source of gain 0 only lends its sign: its spectrum is never needed
         used = self._used
-        spectra = _band_spectra(x[used], self.fs_hz)
+        # quality over the window's own band (chest motion reaches 3/min)
+        spectra = _band_spectra(x[used], self.fs_hz, (self.band_hz[0], BAND_HZ[1]))
         q = np.zeros(len(x))
         q[used] = _prominences(spectra, np.any(x[used] != x[used, :1], axis=1))[1]
         self._learn(x, sd, q)
+        self._learn_signs(x, sd)
         w = self.gains * self._q**WEIGHT_POWER
-        coef = (w if w.sum() > 0 else self.gains) * np.where(self._corr >= 0, 1.0, -1.0)
+        signs = np.where(self.signs != 0, self.signs, np.where(self._corr >= 0, 1.0, -1.0))
+        coef = (w if w.sum() > 0 else self.gains) * signs
         # resp_fuse, with the deviations at hand; its spectrum is the same sum of theirs
         scale = _fuse_scale(coef, sd)
-        fused = _fused(x, scale)
-        fused_spectrum = None if spectra is None else (spectra[0], scale[None, used] @ spectra[1])
+        lag = self.rsa_lag_s()
+        m = round(lag * self.fs_hz) if self.shift_rsa and lag is not None else 0
+        if 0 < m < x.shape[1] // 2 and coef[0] != 0:
+            # heart rate follows the breath: move it back by its lag (its newest lag
+            # seconds are not known yet: they count as its mean)
+            x = x.copy()
+            x[0] = np.concatenate([x[0, m:] - x[0].mean(), np.zeros(m)])
+            fused = _fused(x, scale)
+            fused_spectrum = _band_spectra(fused[None, :], self.fs_hz,
+                                           (self.band_hz[0], BAND_HZ[1]))
+        else:
+            fused = _fused(x, scale)
+            fused_spectrum = None if spectra is None else (
+                spectra[0], scale[None, used] @ spectra[1])
         varies = np.array([np.any(fused != fused[0])])
         quality = float(_prominences(fused_spectrum, varies)[1][0])
         b = resp_breaths(fused, self.fs_hz, t0)
@@ -544,12 +613,25 @@ class BreathWindow:
         if grid.size < 8 * self.fs_hz:
             return None
         raw = np.array([np.interp(grid, self._t[k], self._v[k]) for k in live])
-        done = resp_filtfilt(self._sos, raw - raw.mean(axis=1, keepdims=True), self._zi)
+        sos, zi = self._filter()
+        done = resp_filtfilt(sos, raw - raw.mean(axis=1, keepdims=True), zi)
         if len(live) == len(self._t):
             return t0, done
         clean = np.zeros((len(self._t), grid.size))
         clean[live] = done
         return t0, clean
+
+    def _filter(self) -> tuple[np.ndarray, np.ndarray]:
+        """The band-pass for this analysis (its upper edge may follow the rate)."""
+        rate = self.rate_bpm()
+        if self.harmonics is None or rate is None:
+            return self._sos, self._zi
+        hi = min(max(self.harmonics * rate / 60.0, self.band_hz[1]), self.wide_hz)
+        hi = round(hi / 0.05) * 0.05
+        if hi not in self._filters:
+            sos = resp_sos(self.fs_hz, (self.band_hz[0], hi))
+            self._filters[hi] = (sos, signal.sosfilt_zi(sos))
+        return self._filters[hi]
 
     def _learn(self, x: np.ndarray, sd: np.ndarray, q: np.ndarray) -> None:
         """Long-term quality and sign of each source (rows ``x``, their standard
@@ -562,6 +644,141 @@ class BreathWindow:
         else:
             self._corr[0] = 1.0
         self._q += a * (q - self._q)
+
+    def _learn_signs(self, x: np.ndarray, sd: np.ndarray) -> None:
+        """Lag and polarity of the breathing sources (1..) against heart rate (source 0),
+        and from their asymmetry; a held polarity changes only after sustained evidence.
+
+        The sources that show the breath at once (chest motion; R amplitude and QRS
+        area) share one lag and are pooled: their signs relative to the first are
+        unambiguous (their zero-lag correlation), only the common polarity is decided.
+        """
+        if len(x) < 2:
+            return
+        n = x.shape[1]
+        m = np.round(LAG_GRID_S * self.fs_hz).astype(int)
+        a_long = max(1.0 / self._updates, UPDATE_S / LAG_TAU_S)
+        a_short = max(1.0 / self._updates, UPDATE_S / FLIP_TAU_S)
+        sdn = np.where(sd == 0, 1.0, sd)
+        have_hr = bool(sd[0] > 0)
+        if have_hr:
+            lo, hi = -int(m.min()), n - int(m.max())
+            if hi - lo < 8 * self.fs_hz:
+                return
+            # row j of hr_lagged: heart rate m[j] samples later than the waves' segment
+            hr_lagged = np.lib.stride_tricks.sliding_window_view(x[0], hi - lo)[lo + m]
+            xc = (x[:, lo:hi] @ hr_lagged.T) / ((hi - lo) * sd[0] * sdn[:, None])
+            self._xc += a_long * (xc - self._xc)
+            self._xc_short += a_short * (xc - self._xc_short)
+        d = np.diff(x, axis=1)
+        # robust: a slope beyond 4 x its typical size is an artifact, not a breath
+        spread = 1.4826 * np.median(np.abs(d), axis=1, keepdims=True)
+        d = np.clip(d, -4.0 * spread, 4.0 * spread)
+        dsd = d.std(axis=1)
+        skew = (d**3).mean(axis=1) / np.where(dsd == 0, 1.0, dsd) ** 3
+        self._skew += a_long * (skew - self._skew)
+        self._skew_short += a_short * (skew - self._skew_short)
+        rel = (x[1] * x).mean(axis=1) / (sdn[1] * sdn)  # vs the first breathing source
+        self._rel += a_long * (rel - self._rel)
+        ks = [k for k in range(1, len(x)) if sd[k] > 0 and (self.gains[k] > 0 or k == 1)]
+        if ks:
+            self._decide(ks, have_hr)
+
+    def _decide(self, ks: list[int], have_hr: bool) -> None:
+        """Establish, keep or (after :data:`FLIP_HOLD_S` of contrary evidence) change the
+        common polarity of the sources ``ks``."""
+        r = np.where(self._rel[ks] >= 0, 1.0, -1.0)
+        r[0] = 1.0
+        w = np.maximum(self._q[ks], 1e-3) * r
+        c = w @ self._xc[ks] / np.abs(w).sum()
+        c_short = w @ self._xc_short[ks] / np.abs(w).sum()
+        skew = float(w @ self._skew[ks] / np.abs(w).sum())
+        skew_short = float(w @ self._skew_short[ks] / np.abs(w).sum())
+        if self.shape_skew is not None and ks == [1]:
+            skew, skew_short = self.shape_skew
+        best = int(np.argmax(np.abs(c)))
+        lag_sign = 1.0 if c[best] >= 0 else -1.0
+        lead = (abs(c[best]) - max(float(np.max(-lag_sign * c)), 0.0)) / max(abs(c[best]), 1e-12)
+        # each kind of evidence in units of what makes it sure; the stronger one decides
+        # a lag read off a weak correlation is a guess (real ECG: R amplitude and heart
+        # rate often correlate < 0.3 at every lag)
+        by_lag = lead / SIGN_MARGIN if have_hr and abs(c[best]) >= LAG_MIN_CORR else 0.0
+        # the shape of beat-sampled waves (R amplitude, QRS area) is no guide to their
+        # sign (it is skewed either way); chest motion's, measured upstream, is
+        shape_known = self.shape_skew is not None or not have_hr
+        by_shape = abs(skew) / SKEW_MIN if shape_known else 0.0
+        if by_shape >= by_lag:
+            sign, sure, how = (1.0 if skew >= 0 else -1.0), by_shape >= 1.0, "asymmetry"
+        else:
+            sign, sure, how = lag_sign, by_lag >= 1.0, "lag"
+        held = self.signs[ks[0]]
+        if held == 0:
+            if self._updates >= SIGN_FORCE_UPDATES or (self._updates >= SIGN_MIN_UPDATES and sure):
+                if not sure and have_hr:  # little evidence: the sign at the prior lag
+                    j = int(np.argmin(np.abs(LAG_GRID_S - SIGN_PRIOR_LAG_S)))
+                    sign, how = (1.0 if c[j] >= 0 else -1.0), "population lag"
+                self.signs[ks] = sign * r
+                j = int(np.argmax(sign * c))
+                # a lag taken from a clear correlation only (else: unknown)
+                lag = float(LAG_GRID_S[j]) if have_hr and sign * c[j] >= LAG_MIN_CORR else math.nan
+                self.lags_s[ks] = lag
+                log.info("%s: polarity %+d by %s (heart rate %.2f s behind)",
+                         self.label, sign, how, lag)
+            return
+        self.signs[ks] = held * r  # sources' relative signs may settle meanwhile
+        if have_hr:
+            # the held lag follows slow drifts of the sign-consistent peak
+            lag = self.lags_s[ks[0]]
+            j = int(np.argmin(np.abs(LAG_GRID_S - (lag if math.isfinite(lag) else
+                                                    POPULATION_LAG_S))))
+            near = slice(max(j - 2, 0), j + 3)
+            j = near.start + int(np.argmax(held * c[near]))
+            self.lags_s[ks] = float(LAG_GRID_S[j]) if held * c[j] >= LAG_MIN_CORR else math.nan
+            near = slice(max(j - 2, 0), j + 3)
+            # only a clear lag shows a turned strap (weak correlations swing either way)
+            if math.isfinite(self.lags_s[ks[0]]):
+                against = float(np.max(held * c_short[near])) <= -FLIP_MIN
+            else:  # no clear lag: the long-term sign at the prior lag, if it is not weak
+                k = int(np.argmin(np.abs(LAG_GRID_S - SIGN_PRIOR_LAG_S)))
+                against = held * c[k] <= -FLIP_MIN
+        else:
+            against = shape_known and -held * skew_short >= SKEW_MIN
+        # sure long-term evidence of the shape against the held sign (an early decision
+        # on little evidence, e.g. a lag taken half a breath off) counts as well
+        against = against or (sure and sign != held and how == "asymmetry")
+        self._contrary += UPDATE_S if against else -self._contrary
+        if self._contrary >= FLIP_HOLD_S:
+            self.signs[ks] = -held * r
+            # the long-term memory mixes both orientations: start it from the recent one
+            self._xc[ks] = self._xc_short[ks]
+            self._skew[ks] = self._skew_short[ks]
+            self.shape_flipped = self.shape_skew is not None  # its owner restarts it
+            self._contrary = 0.0
+            self.flips += 1
+            log.warning("%s: polarity changed to %+d (strap turned over?)", self.label, -held)
+
+    def confidence(self) -> float:
+        """Long-term spectral quality of the best source the window fuses, drawn toward
+        :data:`CONFIDENCE_PRIOR` while few independent windows have been seen (a couple
+        of windows of noise can look like a breath)."""
+        q = float(self._q[self._used].max()) if self._used.size else 0.0
+        n = min(self._updates * UPDATE_S, QUALITY_TAU_S) / self.window_s
+        return (n * q + CONFIDENCE_PRIOR) / (n + 1.0)
+
+    def signs_known(self) -> bool:
+        """Whether every source in use has an established polarity."""
+        used = self._used[self._used > 0] if len(self._t) > 1 else self._used[:0]
+        live = [k for k in used.tolist() if self._t[k].size]
+        return all(self.signs[k] != 0 for k in live)
+
+    def rsa_lag_s(self) -> float | None:
+        """Learned lag of heart rate behind the breath (the best established source),
+        None while unknown."""
+        known = [k for k in range(1, len(self._t)) if math.isfinite(self.lags_s[k])]
+        if not known:
+            return None
+        k = max(known, key=lambda k: abs(self._xc[k]).max())
+        return float(self.lags_s[k])
 
     def _commit(self, b: Breaths, t_s: float) -> None:
         """Keep events a period old (settled, away from the window's edge), once each."""
@@ -597,8 +814,8 @@ class BreathWindow:
         """
         r = self.rate_bpm(t_s, self.phase_cycles)
         st = self.state
-        if r is None or st is None or not st.onset_s.size:
-            return None
+        if r is None or st is None or not st.onset_s.size or not self.signs_known():
+            return None  # unknown beats inverted
         ref, start = float(st.onset_s[-1]), 0.0
         if st.exhale_s.size and st.exhale_s[-1] > ref:
             k = np.searchsorted(st.exhale_s, st.onset_s[:-1], side="right")

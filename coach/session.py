@@ -20,12 +20,52 @@ from coach.config import STATE_PERIOD_S
 from coach.coregulator import COUPLE, CoRegulator
 from coach.synchrony import Synchrony, round_figures
 from coach.tracker import PartnerTracker
-from coach.types import Command, HeartRate, Marker, SessionState, StrapEvent
+from coach.types import (
+    RECEIPT_IDS,
+    Command,
+    HeartRate,
+    Marker,
+    Receipt,
+    SessionState,
+    StrapEvent,
+)
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[Any], None]
 TIE_S = 1e-6  # s: a command this close to a state tick counts as at its moment
+COMMANDS_PER_S = 5  # commands applied per second of session; more are dropped and refused
+
+
+class CommandRefused(RuntimeError):
+    """A command the session will not take (it has ended); the message says why."""
+
+
+class Refusals:
+    """Commands refused for one reason since the last state: one summed receipt each."""
+
+    def __init__(self) -> None:
+        self._by_reason: dict[str, tuple[int, list[str], set[str]]] = {}
+        self.total = 0  # since the last take()
+
+    def add(self, cmd: Command, reason: str) -> None:
+        count, ids, kinds = self._by_reason.setdefault(reason, (0, [], set()))
+        if cmd.id and len(ids) < RECEIPT_IDS:
+            ids.append(cmd.id)
+        kinds.add(cmd.kind)
+        self._by_reason[reason] = (count + 1, ids, kinds)
+        self.total += 1
+
+    def take(self) -> tuple[Receipt, ...]:
+        """The summed receipts, and forget them."""
+        out = tuple(
+            Receipt("refused", next(iter(kinds)) if len(kinds) == 1 else "", tuple(ids),
+                    reason, count)
+            for reason, (count, ids, kinds) in self._by_reason.items()
+        )
+        self._by_reason.clear()
+        self.total = 0
+        return out
 
 
 class Session:
@@ -46,6 +86,10 @@ class Session:
         self._sinks: list[Sink] = []
         self._queued: list[tuple[float, Command, Marker | None]] = []  # see command()
         self._started = False
+        self.ended = False
+        self.refusals = Refusals()
+        self.commands_dropped = 0  # beyond COMMANDS_PER_S
+        self._command_times: deque[float] = deque()  # of commands taken in the last second
         # latency of heart-rate notifications (stamped on arrival by the driver), seconds:
         # arrival -> taken in by the tracker, and arrival -> first state that includes it
         self.ingest_lag_s: deque[float] = deque(maxlen=100_000)
@@ -67,22 +111,41 @@ class Session:
         (one at the very moment of a tick waits for the next), so that a replay, whose
         commands and ticks may fall due in another order at the same instant, applies
         it at the same tick as the live session did.
+
+        At most :data:`COMMANDS_PER_S` are taken per second of session; the rest are
+        dropped unrecorded, counted, and answered by one summed refusal in the next
+        state. Raises :class:`CommandRefused` once the session has ended.
         """
-        self._emit(cmd)
+        if self.ended:
+            raise CommandRefused("session ended")
         now = self.clock.now() if self._started else self.t_origin_s
+        recent = self._command_times
+        while recent and recent[0] <= now - 1.0:
+            recent.popleft()
+        if len(recent) >= COMMANDS_PER_S:
+            self.commands_dropped += 1
+            self.refusals.add(cmd, "rate limited")
+            if self.commands_dropped & (self.commands_dropped - 1) == 0:  # 1, 2, 4, 8...
+                log.warning("command %s dropped: over %d a second (%d dropped so far)",
+                            cmd.kind, COMMANDS_PER_S, self.commands_dropped)
+            return
+        recent.append(now)
+        self._emit(cmd)
         marker = None
         if cmd.kind == "marker":
             marker = Marker(now, str(cmd.value or "note"), cmd.note)
             self._emit(marker)
         self._queued.append((now, cmd, marker))
 
-    def _apply_due(self, t_s: float) -> tuple[Marker, ...]:
-        """Apply the commands due before the tick at ``t_s``; return their markers."""
+    def _apply_due(self, t_s: float) -> tuple[tuple[Marker, ...], tuple[Receipt, ...]]:
+        """Apply the commands due before the tick at ``t_s``: their markers and receipts."""
+        receipts = self.refusals.take()
         if not self._queued or self._queued[0][0] >= t_s - TIE_S:
-            return ()
+            return (), receipts
         due = [q for q in self._queued if q[0] < t_s - TIE_S]
         self._queued = [q for q in self._queued if q[0] >= t_s - TIE_S]
         markers: list[Marker] = []
+        applied = [Receipt("applied", cmd.kind, (cmd.id,)) for _, cmd, _ in due if cmd.id]
         for t, cmd, marker in due:
             if marker is not None:
                 markers.append(marker)
@@ -91,7 +154,7 @@ class Session:
                     tracker.calm.start_baseline(t, float(cmd.value or 120.0))
             else:
                 self.coregulator.command(cmd)
-        return tuple(markers)
+        return tuple(markers), (*applied, *receipts)
 
     async def run(
         self,
@@ -105,6 +168,16 @@ class Session:
         for tracker in self.trackers.values():
             tracker.calm.start_baseline(self.t_origin_s)
         self._started = True
+        try:
+            await self._run_tasks(sources, duration_s)
+        finally:
+            self.ended = True  # commands from now on are refused
+
+    async def _run_tasks(
+        self,
+        sources: Mapping[str, AsyncIterator[StrapEvent]],
+        duration_s: float | None,
+    ) -> None:
         async with asyncio.TaskGroup() as tg:
             feeders = [
                 tg.create_task(self._feed(label, stream), name=f"coach[{label}].feed")
@@ -146,7 +219,7 @@ class Session:
 
     def publish(self, t_s: float) -> SessionState:
         """Compute and publish the state at ``t_s``."""
-        markers = self._apply_due(t_s)
+        markers, receipts = self._apply_due(t_s)
         partners = {label: tr.state(t_s) for label, tr in self.trackers.items()}
         if t_s >= self._sync_due_s - 1e-9:
             self._sync_due_s += 1.0
@@ -167,7 +240,12 @@ class Session:
         sync = self.synchrony.latest
         pacer = self.coregulator.update(t_s, partners, sync.get("orb_ppc"))
         extra = self._extra
-        state = SessionState(t_s, partners, self.coregulator.anchor, pacer, markers, extra)
+        left = [x for tr in self.trackers.values() if tr.label != "T"
+                if (x := tr.calm.baseline_left_s(t_s)) is not None]
+        if left:  # views say "listening" rather than what the orb is not doing yet
+            extra = {**extra, "baseline_left_s": round(max(left), 1)}
+        state = SessionState(t_s, partners, self.coregulator.anchor, pacer, markers, extra,
+                             receipts=receipts)
         self.states.publish(state)
         if self._awaiting_state:
             now = self.clock.now()

@@ -126,6 +126,9 @@ class PartnerTracker:
             coherence=self.coherence,
             rsa_bpm=self.rsa_bpm,
             regularity=est.regularity,
+            confidence=est.confidence,
+            trusted=est.trusted and est.rate_bpm is not None,
+            sources_disagree=est.disagree,
             talking=self.talking,
         )
 

@@ -140,7 +140,8 @@ class Marker:
 
 
 CommandKind = Literal[
-    "pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "baseline", "release-hold"
+    "pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "baseline", "hold",
+    "release-hold",
 ]
 
 
@@ -150,13 +151,49 @@ class Command:
 
     ``anchor``: value is a label or None (automatic); ``pace``: breaths/min or None
     (automatic); ``ratio``: inhale/exhale; ``guide``: bool; ``marker``: value is the
-    marker kind and ``note`` its text; ``release-hold``: lift the pacer's hold for the
-    partners alerting now or unobserved since they alerted.
+    marker kind and ``note`` its text. ``hold`` (value bool): keep breathing at the
+    present rate; ``pause``: the orb rests at the end of its exhale (``resume`` ends
+    both). ``release-hold``: lift the hold an alert put on the pacer, for the partners
+    alerting now or unobserved since they alerted.
     """
 
     kind: CommandKind
     value: Any = None
     note: str = ""
+    id: str = ""  # the view's id for it, echoed in the session's receipt ("" = none)
+
+
+ReceiptOutcome = Literal["applied", "refused"]
+REFUSAL_REASONS = ("remote control off", "session ended", "rate limited")
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """The session's answer to commands: applied, or refused with a reason.
+
+    One receipt may answer many commands (a burst beyond the rate limit gets one summed
+    refusal): ``count`` is how many, ``ids`` the first of their ids (at most
+    :data:`RECEIPT_IDS`), so a view can tell its own command's fate.
+    """
+
+    outcome: ReceiptOutcome
+    kind: str = ""  # the command kind ("" when a summed receipt answers several kinds)
+    ids: tuple[str, ...] = ()
+    reason: str = ""  # for a refusal: one of REFUSAL_REASONS
+    count: int = 1
+
+    def __post_init__(self) -> None:
+        if self.outcome not in ("applied", "refused"):
+            raise ValueError(f"bad receipt outcome {self.outcome!r}")
+        if self.count < 1:
+            raise ValueError("a receipt answers at least one command")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "kind": self.kind, "ids": list(self.ids),
+                "reason": self.reason, "count": self.count}
+
+
+RECEIPT_IDS = 8  # ids a summed receipt lists (a view sends a few a second)
 
 
 # ----------------------------------------------------------------------------- states
@@ -184,10 +221,13 @@ class PartnerState:
     source: str | None = None  # breathing source in use: "acc", "ecg", "rr"
     quality: float | None = None  # [0, 1]
     battery_pct: int | None = None
-    alert: bool | None = False  # arousal spike: outside the window of tolerance; None = unknown
+    alert: bool | None = False  # arousal spike: outside the window of tolerance; None unknown
     coherence: float | None = None  # heart rhythm coherence ratio
     rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak to valley per breath, bpm
     regularity: float | None = None  # [0, 1], breath-to-breath
+    confidence: float | None = None  # [0, 1], of the breathing rate (coach/breath.py)
+    trusted: bool = False  # confidence has held the gate for 30 s: the pacer may follow
+    sources_disagree: bool = False  # chest motion and heart rate disagree on the rate
     talking: bool | None = None  # speech now (coach.talk); None = cannot tell
 
     def __post_init__(self) -> None:
@@ -213,6 +253,9 @@ class PartnerState:
             "coherence": finite_or_none(self.coherence, 3),
             "rsa_bpm": finite_or_none(self.rsa_bpm, 2),
             "regularity": finite_or_none(self.regularity, 3),
+            "confidence": finite_or_none(self.confidence, 3),
+            "trusted": self.trusted,
+            "sources_disagree": self.sources_disagree,
             "talking": self.talking,
         }
 
@@ -230,7 +273,8 @@ class PacerState:
     rate_bpm: float
     ie_ratio: float = 4.0 / 6.0
     holding: bool = False  # the pacer holds its rate (alert, lost anchor, paused)
-    mode: str = "follow"  # "follow", "manual", "guide", "paused"
+    mode: str = "follow"  # "follow", "manual", "guide", "held", "paused" (at rest), "alert"
+    target_bpm: float | None = None  # where the rate is heading (a fixed pace), if known
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.phase0 < TWO_PI:
@@ -241,8 +285,14 @@ class PacerState:
             raise ValueError("ie_ratio must be positive")
 
     def phase_at(self, t_s: float) -> float:
-        """Orb phase in radians at host time ``t_s``."""
-        return (self.phase0 + TWO_PI * self.rate_bpm / 60.0 * (t_s - self.t0_s)) % TWO_PI
+        """Orb phase in radians at host time ``t_s``.
+
+        Paused, the orb finishes its breath and rests at the end of the exhale.
+        """
+        phase = self.phase0 + TWO_PI * self.rate_bpm / 60.0 * (t_s - self.t0_s)
+        if self.mode == "paused":
+            return min(phase, REST_PHASE)
+        return phase % TWO_PI
 
     @property
     def inhale_fraction(self) -> float:
@@ -262,7 +312,11 @@ class PacerState:
             "ie_ratio": round(self.ie_ratio, 4),
             "holding": self.holding,
             "mode": self.mode,
+            **({} if self.target_bpm is None else {"target_bpm": round(self.target_bpm, 3)}),
         }
+
+
+REST_PHASE = TWO_PI * (1.0 - 1e-9)  # the end of an exhale, where a paused orb rests
 
 
 def orb_level(phase: float, inhale_fraction: float) -> float:
@@ -285,6 +339,7 @@ class SessionState:
     pacer: PacerState | None = None
     markers: tuple[Marker, ...] = ()  # markers set since the previous state
     extra: Mapping[str, Any] = field(default_factory=dict)
+    receipts: tuple[Receipt, ...] = ()  # answers to commands since the previous state
     session_id: str = ""  # set by whoever publishes it: a restarted room gets a new one
 
     def to_json(self, t_origin_s: float = 0.0) -> dict[str, Any]:
@@ -308,6 +363,8 @@ class SessionState:
                 {"t_s": round(m.t_s - t_origin_s, 3), "kind": m.kind, "note": m.note}
                 for m in self.markers
             ]
+        if self.receipts:
+            out["receipts"] = [r.to_json() for r in self.receipts]
         out.update(self.extra)
         if self.session_id:
             out["session_id"] = self.session_id

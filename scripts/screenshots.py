@@ -2,9 +2,9 @@
 
 A simulated couple runs through the whole stack on a virtual clock (seeded, so the
 pictures are reproducible), with a few markers set as a therapist would; its states
-are then fed to the real windows, which are grabbed at 1920x1080 and 1280x800::
+are then fed to the real windows, which are grabbed at 1920x1080, 1366x768 and 1280x720::
 
-    python scripts/screenshots.py                  # docs/img/{orb,dashboard}[-1280x800].png
+    python scripts/screenshots.py                  # docs/img/{orb,dashboard}[-WxH].png
     python scripts/screenshots.py --scenario calm-anchor --at 300 --out out/shots
 """
 
@@ -27,7 +27,7 @@ from coach.bus import Bus  # noqa: E402
 from coach.clock import VirtualClock  # noqa: E402
 from coach.types import Command, SessionState  # noqa: E402
 
-SIZES = ((1920, 1080, ""), (1280, 800, "-1280x800"))
+SIZES = ((1920, 1080, ""), (1366, 768, "-1366x768"), (1280, 720, "-1280x720"))
 # (simulated second, marker kind, note): what a therapist might mark
 MARKS = ((70.0, "eye contact", ""), (130.0, "rupture", "B: 'you never listen'"),
          (165.0, "repair", "A reaches for B's hand"), (175.0, "touch", ""),
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def simulate(scenario: str, seed: int, until_s: float) -> tuple[list[SessionState], float]:
     """Every state of a simulated session, and its origin time (virtual clock)."""
-    from coach.commands.demo import build, strap_sources
+    from coach.wiring import build, strap_sources
 
     clock = VirtualClock()
 

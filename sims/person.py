@@ -12,18 +12,23 @@ The model, per step of ``STEP_S``:
   (weight ``coupling``); the actual rate relaxes toward it (``RATE_TAU_S``). A phase pull
   ``compliance * ORB_PULL`` toward the orb's phase locks a compliant person onto it;
   ``phase_coupling * ORB_PULL`` pulls toward the partner's phase (people who attune).
-  Each breath gets its own rate and depth jitter; about one breath in ``SIGH_EVERY`` is
-  a sigh (2.3x depth). Inhale takes ``ie_ratio / (1 + ie_ratio)`` of a cycle.
+  Each breath gets its own rate and depth jitter (coefficient of variation
+  ``breath_cv``); about one breath in ``SIGH_EVERY`` is a sigh (2.3x depth). Inhale takes
+  ``inhale_fraction`` of a cycle.
 - **Heart**: rate ``hr_rest + 35 a`` plus respiratory sinus arrhythmia (HR rises on the
-  inhale, following lung volume with a lag of ``RSA_LAG_S``; larger when calm and near
+  inhale, following lung volume with a lag of ``rsa_lag_s``; larger when calm and near
   6/min) plus slow variability (an Ornstein-Uhlenbeck process). Beats fall where the
   integral of HR crosses whole numbers, on a 1/1024 s grid as straps report them.
 - **Chest accelerometer** (Polar H10 frame, mG, 200 Hz): gravity for the person's
-  posture (slowly drifting), chest tilt proportional to lung volume along a body axis,
-  a small ballistocardiogram jolt at each beat, and sensor noise.
-- **ECG** (130 Hz, uV): Q-R-S-T waves at each beat, R amplitude modulated by
-  breathing, baseline wander and noise.
+  posture (slowly drifting), chest tilt proportional to lung volume along the person's
+  own breathing axis, a small ballistocardiogram jolt at each beat, and sensor noise.
+- **ECG** (130 Hz, uV): Q-R-S-T waves at each beat, R amplitude rising or falling with
+  breathing (``edr_sign``: it depends on the electrodes), baseline wander and noise.
 
+Each person draws their own physiology (:class:`Physiology`: RSA lag 0-3 s, inhale
+fraction 0.3-0.5, breath-to-breath variability, EDR polarity, chest-motion axis) from
+their own generator, unless the spec fixes it; none of it comes from the estimator's
+constants, so the estimator cannot agree with the simulator by construction.
 Deterministic from the ``numpy.random.Generator`` it is given.
 """
 
@@ -45,8 +50,9 @@ AROUSAL_RISE_TAU_S = 1.5  # getting activated is fast (sympathetic response)
 RATE_TAU_S = 25.0
 ORB_PULL = 0.6  # rad/s of phase correction per unit compliance
 SIGH_EVERY = 45.0  # breaths
-BREATH_CV = 0.12  # breath-to-breath variability of rate (resting adults: 0.1-0.25)
-RSA_LAG_S = 1.0
+RSA_LAG_RANGE_S = (0.0, 3.0)  # s, heart rate behind lung volume (drawn per person)
+INHALE_FRACTION_RANGE = (0.3, 0.5)  # of a breath (drawn per person)
+BREATH_CV_RANGE = (0.06, 0.2)  # breath-to-breath variability of rate (resting adults: 0.1-0.25)
 BREATH_TILT_MG = 18.0  # chest tilt per unit depth, mG
 G_MG = 1000.0
 TALK_BREATH_CV = 0.45  # breath-to-breath variability while talking
@@ -62,13 +68,48 @@ class PersonSpec:
     compliance: float = 0.5  # 0 ignores the orb, 1 locks on
     coupling: float = 0.0  # pull toward the calmer partner's rate
     phase_coupling: float = 0.0  # pull toward the partner's breath phase
-    ie_ratio: float = 0.6  # inhale / exhale duration
     depth: float = 1.0
     hr_rest_bpm: float = 60.0
     rsa_bpm: float = 8.0  # peak-to-peak RSA when calm
     lean_deg: float = 12.0  # forward lean of the torso
+    # physiology the person draws from their own generator unless fixed here
+    rsa_lag_s: float | None = None  # heart rate behind lung volume
+    inhale_fraction: float | None = None  # of each breath
+    breath_cv: float | None = None  # breath-to-breath variability of the rate
+    edr_sign: float | None = None  # +1: R waves grow on the inhale, -1: they shrink
+    natural_bpm: float | None = None  # fixed natural rate instead of 6 + 12 x arousal
     talk_share: float = 0.0  # share of the time spent talking, in bouts
     talk_bout_s: float = 20.0  # mean length of a bout of talk, seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Physiology:
+    """What makes one person's signals their own (drawn, or fixed by the spec)."""
+
+    rsa_lag_s: float
+    inhale_fraction: float
+    breath_cv: float
+    edr_sign: float
+    breath_axis: np.ndarray  # unit vector in the strap's frame: chest tilt per inhale
+
+    @classmethod
+    def draw(cls, spec: PersonSpec, rng: np.random.Generator) -> Physiology:
+        """Every value is drawn (so the stream does not depend on what the spec fixes),
+        then the spec's fixed values replace the drawn ones."""
+        lag = float(rng.uniform(*RSA_LAG_RANGE_S))
+        frac = float(rng.uniform(*INHALE_FRACTION_RANGE))
+        cv = float(rng.uniform(*BREATH_CV_RANGE))
+        sign = 1.0 if rng.uniform() < 0.5 else -1.0
+        # mostly front-back tilt (the chest wall rises), but each person's own mix
+        axis = np.array([0.25, 0.15, 1.0]) + rng.normal(0, 0.35, 3)
+        axis *= (1.0 if rng.uniform() < 0.5 else -1.0) / np.linalg.norm(axis)
+        return cls(
+            lag if spec.rsa_lag_s is None else spec.rsa_lag_s,
+            frac if spec.inhale_fraction is None else spec.inhale_fraction,
+            cv if spec.breath_cv is None else spec.breath_cv,
+            sign if spec.edr_sign is None else spec.edr_sign,
+            axis,
+        )
 
 
 def aged_spec(label: str, age_years: float, fitness: float, **kw: float) -> PersonSpec:
@@ -106,7 +147,10 @@ class Person:
         self.arousal = spec.arousal
         self.arousal_set = spec.arousal
         self.compliance = spec.compliance
-        self.rate_bpm = natural_rate_bpm(spec.arousal)
+        # the person's own physiology, from a generator of its own (the main stream
+        # stays as it was, so scenarios keep their other draws)
+        self.physiology = Physiology.draw(spec, rng.spawn(1)[0])
+        self.rate_bpm = self._natural_bpm(spec.arousal)
         self.phase = float(rng.uniform(0, TWO_PI))
         self._breath_jitter = 1.0
         self._depth = spec.depth
@@ -116,8 +160,7 @@ class Person:
         self._recent_beats: list[float] = []
         self._lean = math.radians(spec.lean_deg)
         self._roll = float(rng.normal(0, 0.05))
-        axis = np.array([0.25, 0.15, 1.0]) + rng.normal(0, 0.1, 3)
-        self._breath_axis = axis / np.linalg.norm(axis)
+        self._breath_axis = self.physiology.breath_axis
         self._acc_n = 0  # samples emitted, so chunks tile exactly
         self._ecg_n = 0
         self._t_origin = t0_s
@@ -128,8 +171,12 @@ class Person:
         self._talk_rng = rng.spawn(1)[0] if spec.talk_share > 0 else None
 
     # --------------------------------------------------------------- dynamics
+    def _natural_bpm(self, arousal: float) -> float:
+        fixed = self.spec.natural_bpm
+        return natural_rate_bpm(arousal) if fixed is None else fixed
+
     def _aim_rate(self, orb: PacerState | None, partner_rate: float | None) -> float:
-        natural = natural_rate_bpm(self.arousal)
+        natural = self._natural_bpm(self.arousal)
         aim = natural
         if orb is not None:
             aim += self.compliance * (orb.rate_bpm - aim)
@@ -138,7 +185,7 @@ class Person:
         return aim
 
     def _step_arousal(self, dt: float) -> None:
-        natural = natural_rate_bpm(self.arousal_set)
+        natural = self._natural_bpm(self.arousal_set)
         slower = max(0.0, natural - self.rate_bpm) / 10.0
         target = self.arousal_set - 0.25 * self.compliance * min(slower, 1.0)
         tau = AROUSAL_RISE_TAU_S if target > self.arousal else AROUSAL_TAU_S
@@ -174,7 +221,8 @@ class Person:
                 self._talk_rng.normal(0.9, TALK_BREATH_CV), 0.35, 1.8))
             self._depth = self.spec.depth * float(self._talk_rng.uniform(0.4, 1.3))
             return
-        self._breath_jitter = float(np.clip(self.rng.normal(1.0, BREATH_CV), 0.7, 1.3))
+        cv = self.physiology.breath_cv
+        self._breath_jitter = float(np.clip(self.rng.normal(1.0, cv), 0.7, 1.3))
         depth = self.spec.depth * float(np.clip(self.rng.normal(1.0, 0.1), 0.6, 1.4))
         if self.rng.uniform() < 1.0 / SIGH_EVERY:
             depth *= 2.3
@@ -182,7 +230,7 @@ class Person:
 
     def volume(self, phase: np.ndarray | float) -> np.ndarray:
         """Lung volume above rest, 0..depth, for breath phases."""
-        frac = self.spec.ie_ratio / (1.0 + self.spec.ie_ratio)
+        frac = self.physiology.inhale_fraction
         x = np.mod(np.asarray(phase, dtype=float), TWO_PI) / TWO_PI
         rising = 0.5 - 0.5 * np.cos(np.pi * x / frac)
         falling = 0.5 + 0.5 * np.cos(np.pi * (x - frac) / (1.0 - frac))
@@ -230,7 +278,7 @@ class Person:
 
     # --------------------------------------------------------------- heart
     def hr_bpm(self, volume_lagged: np.ndarray) -> np.ndarray:
-        """Instantaneous heart rate for lung volumes seen ``RSA_LAG_S`` earlier."""
+        """Instantaneous heart rate for lung volumes seen ``rsa_lag_s`` earlier."""
         a = self.arousal
         near_resonance = 1.0 + 0.6 * math.exp(-(((self.rate_bpm - 6.0) / 3.0) ** 2))
         rsa = self.spec.rsa_bpm * (1.0 - 0.7 * a) * near_resonance
@@ -242,7 +290,7 @@ class Person:
         dt = t1 - t0
         self._hr_noise += -self._hr_noise * dt / 5.0 + self.rng.normal(0, 1.2) * math.sqrt(dt)
         grid = np.linspace(t0, t1, 33)
-        lagged_phase = self.phase + omega * (grid - t0 - RSA_LAG_S)
+        lagged_phase = self.phase + omega * (grid - t0 - self.physiology.rsa_lag_s)
         hr = self.hr_bpm(self.volume(lagged_phase))
         cum = self._beat_acc + np.concatenate(
             ([0.0], np.cumsum(0.5 * (hr[1:] + hr[:-1]) / 60.0 * np.diff(grid)))
@@ -287,7 +335,7 @@ class Person:
             return np.zeros(0)
         vol = self.volume(self.phase + omega * (t - t0)) / max(self._depth, 1e-6)
         out = 60.0 * (vol - 0.5) + self.rng.normal(0, 8.0, len(t))
-        r_gain = 1.0 + 0.12 * (vol - 0.5)
+        r_gain = 1.0 + 0.12 * self.physiology.edr_sign * (vol - 0.5)
         waves = ((0.02, -120.0, 0.010), (0.04, 1100.0, 0.009), (0.06, -250.0, 0.010),
                  (0.30, 250.0, 0.040))
         for b in self._recent_beats:

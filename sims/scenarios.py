@@ -147,6 +147,13 @@ SCENARIOS: dict[str, Scenario] = {
             )},
         ),
         Scenario(
+            "breathless",
+            "Two people whose straps feel no breathing (chest still, no RSA): noise only; "
+            "the orb must not follow it.",
+            (PersonSpec("A", arousal=0.3, compliance=0.5, depth=0.0),
+             PersonSpec("B", arousal=0.5, compliance=0.5, depth=0.0)),
+        ),
+        Scenario(
             "dropout",
             "As calm-anchor, but B's strap is gone for 45 s from minute 3.",
             (_CALM_A, _ACTIVATED_B),

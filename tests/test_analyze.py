@@ -95,7 +95,17 @@ def test_cli_ecg_csv_round_trip(tmp_path, capsys, marsh):
         fmt="%.6f",
     )
     rc, out, _ = run_cli(capsys, ecg=f, causal=True)
-    assert rc == 0 and 4 < json.loads(out)["mean_bpm"] < 30
+    got = json.loads(out)
+    assert rc == 0 and 4 < got["mean_bpm"] < 30
+    # the live phase the session state would carry, every 0.1 s; null while unknown
+    phase = got["phase"]
+    t = np.array([p["t_s"] for p in phase])
+    assert np.allclose(np.diff(t), 0.1, atol=1e-6) and t[-1] == pytest.approx(120.0, abs=0.1)
+    known = [p["phase"] for p in phase if p["phase"] is not None]
+    assert all(p["phase"] is None for p in phase if p["t_s"] < 29.0)  # no rate yet
+    assert len(known) > 0.5 * len(phase) and all(0.0 <= v < 2 * np.pi for v in known)
+    rc, out, _ = run_cli(capsys, ecg=f, causal=False)
+    assert rc == 0 and "phase" not in json.loads(out)  # offline has no live phase
 
 
 @pytest.mark.parametrize(

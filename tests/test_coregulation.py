@@ -149,11 +149,24 @@ def test_the_therapist_is_never_chosen_automatically_but_can_be_fixed() -> None:
     assert reg.anchor is None
 
 
-def _partners(rate_a: float, rate_b: float, **kw: object) -> dict[str, PartnerState]:
+def _partners(
+    rate_a: float, rate_b: float, trusted: bool = True, **kw: object
+) -> dict[str, PartnerState]:
     return {
-        "A": PartnerState("A", "ok", rate_bpm=rate_a, calm=0.8, **kw),  # type: ignore[arg-type]
-        "B": PartnerState("B", "ok", rate_bpm=rate_b, calm=0.3),
+        "A": PartnerState("A", "ok", rate_bpm=rate_a, calm=0.8, trusted=trusted,
+                          **kw),  # type: ignore[arg-type]
+        "B": PartnerState("B", "ok", rate_bpm=rate_b, calm=0.3, trusted=trusted),
     }
+
+
+def test_the_pacer_neither_starts_nor_steers_on_rates_it_does_not_trust() -> None:
+    reg = CoRegulator(0.0)
+    assert reg.update(0.0, _partners(8.0, 16.0, trusted=False)) is None
+    assert reg.update(50.0, _partners(8.0, 16.0, trusted=False)) is None  # waited, still not
+    start = reg.update(60.0, _partners(8.0, 16.0))
+    assert start is not None and start.rate_bpm == pytest.approx(12.0)
+    s = reg.update(120.0, _partners(4.5, 4.5, trusted=False))
+    assert s is not None and s.holding and s.rate_bpm == pytest.approx(12.0)
 
 
 def test_commands_steer_the_pacer() -> None:
@@ -170,6 +183,33 @@ def test_commands_steer_the_pacer() -> None:
     reg.command(Command("ratio", 1.0))
     s = reg.update(121.0, _partners(8.0, 16.0))
     assert s is not None and s.ie_ratio == 1.0
+
+
+def test_hold_keeps_breathing_and_pause_rests_after_the_exhale() -> None:
+    """Two actions: "Hold pace" keeps the orb breathing at its rate; "Pause" lets it
+    finish the breath and rest, empty, at the end of the exhale until resumed."""
+    reg = CoRegulator(0.0)
+    reg.update(0.0, _partners(8.0, 16.0))  # starts at 12/min: a breath is 5 s
+    reg.command(Command("hold", True))
+    held = reg.update(30.0, _partners(8.0, 16.0))
+    assert held is not None and held.mode == "held" and held.rate_bpm == 12.0
+    levels = [held.level_at(30.0 + k * 0.5) for k in range(11)]
+    assert max(levels) - min(levels) > 0.9  # still breathing, a whole breath in 5 s
+    reg.command(Command("pause"))
+    paused = reg.update(31.0, _partners(8.0, 16.0))
+    assert paused is not None and paused.mode == "paused" and paused.holding
+    left_s = (2 * math.pi - paused.phase0) / (2 * math.pi * paused.rate_bpm / 60.0)
+    assert 0.0 < left_s <= 5.0  # what is left of this breath
+    assert paused.level_at(31.0 + left_s / 2) > 0.0  # finishing it, softly
+    for t in (31.0 + left_s + 0.01, 40.0, 100.0):  # then at rest, empty
+        assert paused.level_at(t) == pytest.approx(0.0, abs=1e-6)
+    later = reg.update(60.0, _partners(8.0, 16.0))
+    assert later is not None and later.level_at(70.0) == pytest.approx(0.0, abs=1e-6)
+    reg.command(Command("resume"))
+    again = reg.update(61.0, _partners(8.0, 16.0))
+    assert again is not None and again.mode == "follow" and not reg.held
+    assert again.level_at(61.0) == pytest.approx(0.0, abs=1e-6)  # no jump: from empty
+    assert again.level_at(62.0) > 0.1  # breathing in again
 
 
 def test_alert_holds_the_pacer() -> None:

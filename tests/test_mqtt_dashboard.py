@@ -12,17 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import itertools
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
+from mqtt_fixtures import FakeSession, Mosquitto, sample_state
 from test_mqtt_session import ROOM, Live, bridge_to, fast_backoff, live_session
 
-from coach.mqtt import RemoteSession, parse_broker_url
+from coach.mqtt import MqttBridge, RemoteSession, parse_broker_url
 from coach.mqtt.url import BrokerURL
+from coach.recording import Recorder, RecordingReader
+from coach.types import Command
 from ui.bridge import qt_app
 from ui.dashboard import TherapistDashboard
+from ui.liveness import NO_REMOTE_CONTROL
+
+pytest_plugins = ["conftest_mqtt"]
 
 OUT = Path(__file__).resolve().parents[1] / "out"
 SPEED = 4.0  # session seconds per wall second: the orb starts within ~4 s
@@ -71,7 +80,7 @@ async def test_remote_dashboard_shows_what_the_local_one_shows(qapp) -> None:
         await wait_for(lambda: bridge.port is not None and bridge.health.connected)
         assert bridge.port is not None
         view = RemoteSession(BrokerURL("mqtt", "127.0.0.1", bridge.port), ROOM,
-                             clock=live.clock, backoff=fast_backoff)
+                             backoff=fast_backoff)
         local, remote = open_dashboard(live.session), open_dashboard(view)
         view_task = asyncio.create_task(view.run(), name="test.view")
         try:
@@ -140,3 +149,137 @@ def compare(local: TherapistDashboard, remote: TherapistDashboard) -> None:
     assert r_mark.split("  ", 1)[1] == l_mark.split("  ", 1)[1] == "repair \u2013 x"
     mm_ss = lambda s: 60 * int(s[:2]) + int(s[3:5])  # noqa: E731
     assert abs(mm_ss(r_mark) - mm_ss(l_mark)) <= 1
+
+
+async def stop_session(live: Live) -> None:
+    live.session_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await live.session_task
+
+
+@pytest.mark.qtloop
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_a_room_at_speed_5_draws_the_same_wave_remotely(
+    qapp, mosquitto: Mosquitto
+) -> None:
+    """States carry session time; the remote view plots that, whatever the room's speed:
+    its last 60 s of breathing wave are the local one's, sample for sample."""
+    qt_app()
+    url = mosquitto.handle.url()
+    async with asyncio.timeout(60), live_session(bridge_to(url), speed=5.0) as live:
+        view = RemoteSession(url, ROOM, backoff=fast_backoff)
+        local, remote = open_dashboard(live.session), open_dashboard(view)
+        view_task = asyncio.create_task(view.run(), name="test.view")
+        try:
+            await wait_for(lambda: remote.states_seen > 0, 10.0)
+            await wait_for(lambda: live.clock.now() - live.session.t_origin_s > 75.0, 30.0)
+            await stop_session(live)
+            await asyncio.sleep(0.5)  # the last states reach the remote dashboard
+            OUT.mkdir(exist_ok=True)
+            remote.grab().save(str(OUT / "test_mqtt_dashboard_speed5_remote.png"))
+        finally:
+            view_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await view_task
+            local.close()
+            remote.close()
+    gc.collect()
+    lt = local.wave.t - live.session.t_origin_s
+    rt = remote.wave.t - view.t_origin_s
+    assert np.all(np.diff(rt) > 0)  # never back and forth in time
+    assert rt[-1] > 62.0  # a minute of wave to compare
+    keep_l, keep_r = lt >= rt[-1] - 60.5, rt >= rt[-1] - 60.0
+    assert keep_r.sum() >= 60  # the bridge sends at most 12 of the 50 states a second
+    for label in ("A", "B"):
+        ly = local.wave.column(f"breath_{label}")[keep_l]
+        ry = remote.wave.column(f"breath_{label}")[keep_r]
+        at = np.searchsorted(lt[keep_l], rt[keep_r] - 1e-3)
+        assert np.all(np.abs(lt[keep_l][at] - rt[keep_r]) < 1e-3)  # the same states
+        same = np.isclose(ly[at], ry, atol=1e-3, equal_nan=True)
+        assert same.all(), (label, np.flatnonzero(~same)[:5])
+        assert np.isfinite(ry).sum() > 20  # breathing is known after the first ~30 s
+
+
+@pytest.mark.qtloop
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_remote_control_off_refuses_and_records_nothing(
+    qapp, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    qt_app()
+    url = mosquitto.handle.url()
+    path = tmp_path / "room.coach"
+    recorder = Recorder(path, labels=("A", "B"), settings={"source": "test"})
+    async with asyncio.timeout(40), live_session(bridge_to(url), recorder=recorder) as live:
+        view = RemoteSession(url, ROOM, backoff=fast_backoff)
+        remote = open_dashboard(view)
+        view_task = asyncio.create_task(view.run(), name="test.view")
+        try:
+            await wait_for(lambda: remote.states_seen > 0 and view.presence is not None, 10.0)
+            await wait_for(lambda: not remote.controls.marker_buttons["rupture"].isEnabled(),
+                           2.0)
+            # the buttons say why they are off; a view that sends anyway hears the room
+            assert remote.controls.marker_buttons["rupture"].toolTip() == NO_REMOTE_CONTROL
+            remote.controls.send(Command("marker", "rupture"))
+            assert remote.controls.feedback.text() == "Sent: marker rupture"
+            await wait_for(lambda: "refused" in remote.controls.feedback.text(), 5.0)
+            assert remote.controls.feedback.text() == (
+                "marker rupture: refused: remote control is off")
+            # a refused switch goes back: the orb was not paused
+            remote.controls.pause.setEnabled(True)
+            remote.controls.pause.click()
+            assert remote.controls.pause.text() == "Resume"
+            await wait_for(lambda: remote.controls.pause.text() == "Pause", 5.0)
+            assert not remote.controls.pause.isChecked()
+            await stop_session(live)
+        finally:
+            view_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await view_task
+            remote.close()
+    gc.collect()
+    with RecordingReader(path) as reader:
+        assert list(reader.entries(("marker", "command"))) == []
+        assert len(list(reader.states())) > 10
+
+
+@pytest.mark.qtloop
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_an_arousal_alert_shows_remotely_as_locally(qapp, mosquitto: Mosquitto) -> None:
+    """A's alert is on, B's unknown (its strap's beats cannot tell): both dashboards say so."""
+    qt_app()
+    url = mosquitto.handle.url()
+    session = FakeSession()
+    bridge = MqttBridge(session, url, ROOM, backoff=fast_backoff)
+    view = RemoteSession(url, ROOM, backoff=fast_backoff)
+    local, remote = open_dashboard(session), open_dashboard(view)
+
+    async def pump() -> None:
+        session.t_origin_s = session.clock.now()
+        for k in itertools.count(1):
+            await session.clock.sleep_until(session.t_origin_s + k / 10)
+            s = sample_state(session.clock.now(), k)
+            partners = {"A": replace(s.partners["A"], alert=True),
+                        "B": replace(s.partners["B"], alert=None)}
+            session.states.publish(replace(s, partners=partners))
+
+    tasks = [asyncio.create_task(c) for c in (pump(), bridge.run(), view.run())]
+    try:
+        async with asyncio.timeout(15):
+            await wait_for(lambda: remote.states_seen >= 3 and local.states_seen >= 3, 10.0)
+            await asyncio.sleep(0.3)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        local.close()
+        remote.close()
+    gc.collect()
+    assert "Partner A: arousal rising" in local.alert_text()
+    assert remote.alert_text() == local.alert_text()
+    assert remote.panels["A"].styleSheet() == local.panels["A"].styleSheet() != ""
+    assert "arousal unknown" in local.panels["B"].strap.text()
+    assert "arousal unknown" in remote.panels["B"].strap.text()
+    assert "arousal unknown" not in remote.panels["A"].strap.text()

@@ -9,6 +9,7 @@ VmHWM, its peak). Loopback only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import struct
@@ -166,12 +167,17 @@ async def test_the_room_hangs_up_on_a_huge_packet_from_an_uncapped_broker(
                                            "coach/v1/room-1/control", size)
             assert sent >= size  # this broker took it all
             await poll_until(lambda: bridge.health.connects >= 2, 10.0)  # hung up, back
+            # Connected is not yet subscribed: send until the room has subscribed again.
             async with make_client(url) as c:
-                await c.publish("coach/v1/room-1/control", b'{"kind":"resume"}', qos=1)
-            await poll_until(lambda: len(session.commands) >= 1, 10.0)
+                for _ in range(20):
+                    await c.publish("coach/v1/room-1/control", b'{"kind":"resume"}', qos=1)
+                    with contextlib.suppress(TimeoutError):
+                        await poll_until(lambda: len(session.commands) >= 1, 0.5)
+                        break
             for t in tasks:
                 t.cancel()
     print(f"\nroom behind an uncapped broker: {room.before / 1e3:.1f} MB, "
           f"peak {room.peak / 1e3:.1f} MB")
-    assert session.commands == [Command("resume")] and bridge.stats.control_rejected == 0
+    assert session.commands and set(session.commands) == {Command("resume")}
+    assert bridge.stats.control_rejected == 0
     assert room.peak - room.before < 16_000, f"grew {room.peak - room.before} kB"

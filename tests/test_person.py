@@ -50,8 +50,9 @@ def test_heart_rate_rises_on_the_inhale() -> None:
     person = Person(PersonSpec("A", arousal=0.2, rsa_bpm=10.0), np.random.default_rng(3))
     run = _run(person, 300)
     hr = 60000.0 / run["rr"]
-    frac = person.spec.ie_ratio / (1 + person.spec.ie_ratio)
-    phase_at_beat = np.interp(run["beats"] - 1.0, run["t"], run["phase"]) % TWO_PI
+    frac = person.physiology.inhale_fraction
+    lag = person.physiology.rsa_lag_s
+    phase_at_beat = np.interp(run["beats"] - lag, run["t"], run["phase"]) % TWO_PI
     late_inhale = (phase_at_beat > 0.7 * frac * TWO_PI) & (phase_at_beat < frac * TWO_PI)
     late_exhale = phase_at_beat > 0.85 * TWO_PI
     assert hr[late_inhale].mean() > hr[late_exhale].mean() + 3.0
@@ -84,6 +85,22 @@ def test_ecg_has_an_r_wave_just_after_each_beat() -> None:
         near = (t > beat - 0.2) & (t < beat + 0.25)
         t_peak = t[near][np.argmax(run["ecg"][near])]
         assert 0.0 <= t_peak - beat <= 0.07
+
+
+def test_each_person_draws_their_own_physiology_within_its_ranges() -> None:
+    drawn = [Person(PersonSpec("A"), np.random.default_rng(seed)).physiology
+             for seed in range(40)]
+    lags = [p.rsa_lag_s for p in drawn]
+    fracs = [p.inhale_fraction for p in drawn]
+    assert 0.0 <= min(lags) < 0.5 and 2.5 < max(lags) <= 3.0
+    assert 0.3 <= min(fracs) < 0.33 and 0.47 < max(fracs) <= 0.5
+    assert {p.edr_sign for p in drawn} == {-1.0, 1.0}
+    axes = np.array([p.breath_axis for p in drawn])
+    assert np.allclose(np.linalg.norm(axes, axis=1), 1.0)
+    assert (axes[:, 2] < 0).any() and (axes[:, 2] > 0).any()  # the strap's frame, either way
+    fixed = Person(PersonSpec("A", rsa_lag_s=2.5, inhale_fraction=0.3, edr_sign=-1.0),
+                   np.random.default_rng(0)).physiology
+    assert (fixed.rsa_lag_s, fixed.inhale_fraction, fixed.edr_sign) == (2.5, 0.3, -1.0)
 
 
 @pytest.mark.parametrize("compliance, locked", [(1.0, True), (0.0, False)])

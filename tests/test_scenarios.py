@@ -55,7 +55,9 @@ def test_one_json_state_per_simulated_second_with_the_contract_fields() -> None:
 def test_calm_anchor_pacer_starts_with_the_couple_and_settles_on_the_calmer_partner() -> None:
     states, _ = _states("calm-anchor", 900.0)
     paced = [s for s in states if s["pacer"] is not None]
-    assert paced and paced[0]["t_s"] <= 60.0
+    # the pacer starts on rates trusted for 30 s (issue 13: confidence above the quality
+    # gate for 30 s; the first rate comes at 30 s, its confidence builds over windows)
+    assert paced and paced[0]["t_s"] <= 100.0
     first = paced[0]
     mean_rate = np.mean([p["rate_bpm"] for p in first["partners"].values()])
     assert abs(first["pacer"]["rate_bpm"] - mean_rate) <= 2.0

@@ -9,6 +9,7 @@ the loop) and always has a deadline.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -184,3 +186,77 @@ def test_commands_reach_the_real_session() -> None:
 
     markers = clock.run(go())
     assert [(m.kind, m.note) for m in markers] == [("repair", "apology")]
+
+
+ORB_PLACEMENT = r"""
+import asyncio, json, sys
+from coach.clock import RealClock
+from coach.session import Session
+from ui import bridge
+from ui.app import WindowOptions, serve
+
+def rect(w):
+    g = w.frameGeometry()
+    return [g.x(), g.y(), g.width(), g.height()]
+
+async def main():
+    out = {}
+    def on_open(w):
+        async def look():
+            await asyncio.sleep(0.3)
+            first = w.orb
+            out.update(dash=rect(w.dashboard), orb=rect(first), full=first.isFullScreen(),
+                       orb_screen=first.screen().name(), dash_screen=w.dashboard.screen().name())
+            first.close()
+            await asyncio.sleep(0.1)
+            w.dashboard.controls.show_orb.click()  # reopened from the dashboard
+            await asyncio.sleep(0.2)
+            out["reopened"] = w.orb is not first and w.orb.isVisible()
+            out["again"] = rect(w.orb)
+            w.closed.set()
+        asyncio.ensure_future(look())
+    await serve(Session(RealClock()), None, WindowOptions(), on_open)
+    print(json.dumps(out))
+
+bridge.run(main)
+"""
+
+
+def _screens(tmp_path: Path, *sizes: tuple[int, int]) -> str:
+    screens, x = [], 0
+    for k, (w, h) in enumerate(sizes):
+        screens.append({"name": f"screen{k}", "x": x, "y": 0, "width": w, "height": h,
+                        "logicalDpi": 96, "logicalBaseDpi": 96, "dpr": 1})
+        x += w
+    path = tmp_path / "screens.json"
+    path.write_text(json.dumps({"screens": screens}))
+    return f"offscreen:configfile={path}"
+
+
+def _place(tmp_path: Path, *sizes: tuple[int, int]) -> dict[str, Any]:
+    env = {**os.environ, "QT_QPA_PLATFORM": _screens(tmp_path, *sizes)}
+    out = subprocess.run([sys.executable, "-c", ORB_PLACEMENT], env=env, capture_output=True,
+                         text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _overlap(a: list[int], b: list[int]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def test_the_orb_opens_beside_the_dashboard_and_reopens(tmp_path: Path) -> None:
+    """One 1366x768 laptop screen: the orb takes a column beside the dashboard, never
+    over its controls; closed, it opens again from the dashboard's button."""
+    got = _place(tmp_path, (1366, 768))
+    assert not got["full"]
+    assert not _overlap(got["orb"], got["dash"]), got
+    for r in (got["orb"], got["dash"]):
+        assert r[0] >= 0 and r[1] >= 0 and r[0] + r[2] <= 1366 and r[1] + r[3] <= 768, got
+    assert got["reopened"] and not _overlap(got["again"], got["dash"])
+
+
+def test_the_orb_goes_full_screen_on_a_second_screen(tmp_path: Path) -> None:
+    got = _place(tmp_path, (1366, 768), (1920, 1080))
+    assert got["full"] and got["orb_screen"] == "screen1" and got["dash_screen"] == "screen0"
+    assert got["orb"] == [1366, 0, 1920, 1080]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from PySide6.QtCore import Qt
 
-from coach.types import Command
+from coach.types import Command, Receipt
 from ui.controls import RATIOS
 from ui.dashboard import TherapistDashboard
 
@@ -20,16 +22,29 @@ def dash(qtbot, stand_in) -> TherapistDashboard:
 
 
 def _last(stand_in) -> Command:
+    """The last command the session got, without its id (which every command has)."""
     assert stand_in.commands, "no command reached the session"
-    return stand_in.commands[-1]
+    cmd = stand_in.commands[-1]
+    assert len(cmd.id) >= 8
+    return dataclasses.replace(cmd, id="")
 
 
 def test_pause_and_resume(dash, stand_in, qtbot) -> None:
     qtbot.mouseClick(dash.controls.pause, Qt.MouseButton.LeftButton)
     assert _last(stand_in) == Command(kind="pause")
-    assert dash.controls.pause.text() == "Resume pacer"
+    assert dash.controls.pause.text() == "Resume"
     qtbot.mouseClick(dash.controls.pause, Qt.MouseButton.LeftButton)
     assert _last(stand_in) == Command(kind="resume")
+
+
+def test_hold_pace_is_not_pause(dash, stand_in, qtbot) -> None:
+    qtbot.mouseClick(dash.controls.hold, Qt.MouseButton.LeftButton)
+    assert _last(stand_in) == Command(kind="hold", value=True)
+    qtbot.mouseClick(dash.controls.pause, Qt.MouseButton.LeftButton)
+    assert _last(stand_in) == Command(kind="pause")
+    qtbot.mouseClick(dash.controls.pause, Qt.MouseButton.LeftButton)  # resume ends both
+    assert _last(stand_in) == Command(kind="resume")
+    assert not dash.controls.hold.isChecked()
 
 
 @pytest.mark.parametrize("value", ["A", "B", None])
@@ -135,3 +150,40 @@ def test_start_and_two_click_stop(qtbot, stand_in) -> None:
     assert calls == ["start", "stop"]
     w.set_running(False, ended=True)
     assert not button.isEnabled()
+    # after Stop nothing can be sent: every control is disabled and says why
+    for widget in w.controls.command_widgets():
+        assert not widget.isEnabled()
+        assert widget.toolTip() == "the session has ended"
+    n = len(stand_in.commands)
+    w.controls.mark("rupture")  # as the R shortcut would
+    assert len(stand_in.commands) == n
+
+
+def test_feedback_follows_the_receipt(dash, stand_in, make_state) -> None:
+    """"Sent" until the session's receipt for that command's id, then what it says;
+    "no answer" when none comes within 3 s."""
+    c = dash.controls
+    c.marker_buttons["repair"].click()
+    first = stand_in.commands[-1]
+    assert c.feedback.text() == "Sent: marker repair"
+    other = Receipt("applied", "marker", ("someone-else",))
+    stand_in.states.publish(make_state(101.0))
+    stand_in.states.publish(dataclasses.replace(make_state(101.1), receipts=(other,)))
+    dash.tick()
+    assert c.feedback.text() == "Sent: marker repair"
+    stand_in.states.publish(dataclasses.replace(
+        make_state(101.2), receipts=(Receipt("applied", "marker", (first.id,)),)))
+    dash.tick()
+    assert c.feedback.text() == "Applied: marker repair"
+    c.marker_buttons["touch"].click()
+    second = stand_in.commands[-1]
+    refusal = Receipt("refused", "marker", ("x", second.id), "rate limited", 40)
+    stand_in.states.publish(dataclasses.replace(make_state(101.3), receipts=(refusal,)))
+    dash.tick()
+    assert c.feedback.text() == (
+        "marker touch: refused: too many commands (at most 5 a second) (40 commands)")
+    c.pace_auto.setChecked(False)  # no receipt ever comes
+    sent_at = c._pending[stand_in.commands[-1].id][0]
+    c._now = lambda: sent_at + 3.1
+    dash.tick()
+    assert c.feedback.text() == "pace 6.0/min: no answer from the room"

@@ -152,3 +152,64 @@ def test_anchor_hand_over_is_shown(dash, stand_in, make_state, qtbot) -> None:
     qtbot.waitUntil(lambda: "handed over A -> B" in dash.header.anchor.text(), timeout=2000)
     stand_in.states.publish(make_state(t + 0.1, anchor="A", extra={"anchor_handover": "A -> B"}))
     qtbot.waitUntil(lambda: "handed over" not in dash.header.anchor.text(), timeout=2000)
+
+
+def test_header_words_match_what_the_orb_does(qtbot, stand_in, make_state) -> None:
+    """During the baseline the header says it listens (not "following the anchor",
+    not HOLDING); a fixed pace shows its target and when the orb reaches it at the
+    slew limit of 1 breath/min per minute; a pause says the orb rests."""
+    from coach.types import PacerState
+    from ui.dashboard import TherapistDashboard
+
+    dash = TherapistDashboard(stand_in)
+    qtbot.addWidget(dash)
+    t0 = stand_in.clock.now()
+    follow = PacerState(t0, 0.0, 10.3, holding=True, mode="follow")
+    stand_in.states.publish(make_state(t0 + 48.0, pacer=follow, anchor=None,
+                                       extra={"baseline_left_s": 72.0}))
+    dash.tick()
+    assert "listening: baseline 1:12 left" in dash.header.pacer.text()
+    assert "following" not in dash.header.pacer.text()
+    assert dash.header.holding.text() == ""
+    fixed = PacerState(t0, 0.0, 10.3, mode="manual", target_bpm=5.0)
+    stand_in.states.publish(make_state(t0 + 200.0, pacer=fixed))
+    dash.tick()
+    assert "fixed pace 5.0 /min, there in 5:18" in dash.header.pacer.text()
+    assert dash.controls.pace.value() == 10.5  # the box shows the orb's pace while auto
+    paused = PacerState(t0, 0.0, 10.3, holding=True, mode="paused")
+    stand_in.states.publish(make_state(t0 + 201.0, pacer=paused))
+    dash.tick()
+    assert "resting after the exhale" in dash.header.pacer.text()
+    assert dash.header.holding.text() == " PAUSED "
+
+
+def test_a_stalled_local_pipeline_greys_the_dashboard(qtbot, stand_in, make_state) -> None:
+    """Locally too: states stop for 3 s of wall time while the session runs -> "no
+    data from the session since HH:MM:SS", values dashed, controls disabled; the next
+    state brings everything back."""
+    from ui.dashboard import TherapistDashboard
+    from ui.liveness import LivenessWatch
+
+    wall = [1000.0]
+    dash = TherapistDashboard(stand_in)
+    qtbot.addWidget(dash)
+    dash.watch = LivenessWatch(stand_in, now=lambda: wall[0])
+    dash.set_running(True)
+    stand_in.states.publish(make_state(101.0))
+    dash.tick()
+    assert dash.liveness.live and dash.panels["A"].hr.text() == "70 bpm"
+    wall[0] += 2.9
+    dash.tick()
+    assert dash.liveness.live
+    wall[0] += 0.2
+    dash.tick()
+    assert not dash.liveness.live
+    assert "no data from the session since" in dash.alert_text()
+    assert dash.panels["A"].hr.text() == "\u2013" and "no data" in dash.panels["A"].strap.text()
+    assert "clock stopped" in dash.header.run_state.text()
+    assert not dash.controls.marker_buttons["rupture"].isEnabled()
+    stand_in.states.publish(make_state(104.0))
+    dash.tick()
+    assert dash.liveness.live and dash.panels["A"].hr.text() == "70 bpm"
+    assert dash.controls.marker_buttons["rupture"].isEnabled()
+    assert dash.header.run_state.text() == "running"

@@ -160,3 +160,39 @@ def test_paint_orb_reports_radius() -> None:
     finally:
         p.end()
     assert r == pytest.approx(radius_for_level(1.0, 200, 100))
+
+
+def _word_pixels(stand_in, qtbot, make_state, **options: object) -> int:
+    """Pixels of the bottom band that differ from the orb drawn without words."""
+    t0 = stand_in.clock.now()
+    stand_in.states.publish(make_state(t0, pacer=PacerState(t0_s=t0 - 2.0, phase0=0.0,
+                                                            rate_bpm=6.0)))  # mid-inhale
+    images = []
+    for opts in ({"show_words": False}, options):
+        w = OrbWindow(stand_in, fps=60, show_partners=False, **opts)  # type: ignore[arg-type]
+        qtbot.addWidget(w)
+        w.resize(960, 540)
+        images.append(_render(w))
+    bare, worded = images
+    return sum(bare.pixel(x, y) != worded.pixel(x, y)
+               for x in range(0, 960, 2) for y in range(400, 540, 2))
+
+
+def test_words_can_be_off_or_large(qtbot, stand_in, make_state) -> None:
+    """``--no-words`` draws none; ``--large-words`` (a TV across the room) draws "in"
+    with about four times the ink of the usual size."""
+    normal = _word_pixels(stand_in, qtbot, make_state)
+    large = _word_pixels(stand_in, qtbot, make_state, word_scale=2.0)
+    off = _word_pixels(stand_in, qtbot, make_state, show_words=False)
+    assert off == 0 < normal
+    assert large > 2.5 * normal
+
+
+def test_demo_and_run_take_the_word_options() -> None:
+    from coach.cli import build_parser
+
+    for command in ("demo", "run"):
+        parser = build_parser(command)
+        args = parser.parse_args([command, "--large-words"] if command != "run" else
+                                 [command, "--a", "X", "--no-words"])
+        assert getattr(args, "large_words", False) or getattr(args, "no_words", False)

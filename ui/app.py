@@ -8,7 +8,6 @@ session ends.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,7 +17,6 @@ from typing import Any
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
-from coach.clock import Clock
 from ui import bridge
 from ui.dashboard import TherapistDashboard
 from ui.orb import OrbWindow
@@ -27,7 +25,6 @@ from ui.view import SessionView
 log = logging.getLogger(__name__)
 
 SessionRun = Callable[[], Awaitable[Any]]
-SIM_UNTIL_CLOSED_S = 12 * 3600.0  # s simulated when a demo runs "until closed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +37,7 @@ class WindowOptions:
     screen: int | None = None
     fullscreen: bool | None = None
     words: bool = True
+    word_scale: float = 1.0  # the orb's in/out words, times their usual size (TV: 2)
     partner_marks: bool = True
     autostart: bool = True
     quit_when_done: bool = False
@@ -60,19 +58,31 @@ class Windows:
         self.dashboard: TherapistDashboard | None = None
         self.orb: OrbWindow | None = None
         self.closed = asyncio.Event()
+        self.opts, self.session = opts, session
         if opts.dashboard:
             self.dashboard = TherapistDashboard(
                 session, labels=opts.labels,
                 on_start=self.runner.start if run is not None else None,
-                on_stop=self.runner.stop)
+                on_stop=self.runner.stop,
+                on_show_orb=self.open_orb if opts.orb else None)
             self.dashboard.closed.connect(self.closed.set)
             self.dashboard.show()
+            fit_to_screen(self.dashboard)
         if opts.orb:
-            self.orb = OrbWindow(session, show_words=opts.words,
-                                 show_partners=opts.partner_marks)
-            if self.dashboard is None:  # the orb alone: closing it ends the app
-                self.orb.closed.connect(self.closed.set)
-            place_orb(self.orb, opts.screen, opts.fullscreen)
+            self.open_orb()
+
+    def open_orb(self) -> None:
+        """Show the orb: a new window if it was closed, else bring it to the front."""
+        if self.orb is not None and self.orb.isVisible():
+            self.orb.raise_()
+            self.orb.activateWindow()
+            return
+        self.orb = OrbWindow(self.session, show_words=self.opts.words,
+                             word_scale=self.opts.word_scale,
+                             show_partners=self.opts.partner_marks)
+        if self.dashboard is None:  # the orb alone: closing it ends the app
+            self.orb.closed.connect(self.closed.set)
+        place_orb(self.orb, self.opts.screen, self.opts.fullscreen, beside=self.dashboard)
 
     def _on_change(self, state: bridge.RunState) -> None:
         log.info("session %s", state)
@@ -85,8 +95,13 @@ class Windows:
                 w.close()
 
 
-def place_orb(orb: QWidget, index: int | None, fullscreen: bool | None) -> None:
-    """Put the orb on display ``index`` (default: the last), full screen if it is its own."""
+def place_orb(orb: QWidget, index: int | None, fullscreen: bool | None,
+              beside: QWidget | None = None) -> None:
+    """Put the orb on display ``index`` (default: the last), full screen if it is its own.
+
+    On the dashboard's own screen the two share it side by side: the orb takes a column
+    on the right and the dashboard keeps the rest, so the orb never covers the controls.
+    """
     screens = QGuiApplication.screens()
     if index is not None and not 0 <= index < len(screens):
         log.warning("no display %d (there are %d); using the last one", index, len(screens))
@@ -98,10 +113,36 @@ def place_orb(orb: QWidget, index: int | None, fullscreen: bool | None) -> None:
         orb.setScreen(screen)
         orb.setGeometry(screen.geometry())
         orb.showFullScreen()
-    else:
-        orb.resize(min(900, geo.width() // 2), min(700, geo.height() // 2))
-        orb.move(geo.right() - orb.width() - 20, geo.top() + 40)
-        orb.show()
+        return
+    width = max(orb.minimumWidth(), min(900, geo.width() // 3))  # frame included
+    height = min(geo.height(), max(orb.minimumHeight(), width * 3 // 4))
+    orb.show()  # the window frame's size is known once shown
+    frame_w, frame_h = _frame_extra(orb)
+    orb.resize(width - frame_w, height - frame_h)
+    orb.move(geo.right() + 1 - width, geo.top())
+    if beside is not None and beside.isVisible() and beside.screen() is screen:
+        frame_w, frame_h = _frame_extra(beside)
+        room = geo.width() - width - frame_w
+        beside.resize(min(beside.width(), max(beside.minimumSizeHint().width(), room)),
+                      min(beside.height(), geo.height() - frame_h))
+        beside.move(geo.left(), geo.top())
+
+
+def fit_to_screen(window: QWidget) -> None:
+    """Shrink a shown window, frame included, to its screen's available area."""
+    geo = window.screen().availableGeometry()
+    frame_w, frame_h = _frame_extra(window)
+    window.resize(min(window.width(), geo.width() - frame_w),
+                  min(window.height(), geo.height() - frame_h))
+    frame = window.frameGeometry()
+    window.move(max(geo.left(), min(frame.x(), geo.right() + 1 - frame.width())),
+                max(geo.top(), min(frame.y(), geo.bottom() + 1 - frame.height())))
+
+
+def _frame_extra(window: QWidget) -> tuple[int, int]:
+    """Width and height the window manager's frame adds to a shown window."""
+    frame = window.frameGeometry()
+    return frame.width() - window.width(), frame.height() - window.height()
 
 
 async def serve(
@@ -128,43 +169,3 @@ async def serve(
         await windows.runner.wait()
         windows.close()
     return 1 if windows.runner.state == "failed" else 0
-
-
-def run_demo_windows(args: argparse.Namespace, clock: Clock) -> int:
-    """``coach demo`` with windows: a simulated couple that sees this session's orb.
-
-    As headless, the straps are simulated Polar straps read by the real drivers; with
-    ``--mqtt`` the session is also published to a broker, with ``--record FILE`` recorded
-    (closed cleanly however the windows end: close, Ctrl+C, SIGTERM).
-    """
-    from coach.commands.demo import build, demo_settings, strap_sources
-    from coach.commands.record import run_recorded
-
-    session, world = build(clock, args.scenario, args.seed)
-    duration = args.duration
-    record = getattr(args, "record", None)
-
-    async def simulate() -> None:
-        sources, _ = strap_sources(world, clock, args.seed)
-        publisher = None
-        if getattr(args, "mqtt", None) is not None:
-            from coach.mqtt import bridge_from_args
-
-            publisher = bridge_from_args(session, args)
-        async with asyncio.TaskGroup() as tg:
-            tg.create_task(world.run(duration or SIM_UNTIL_CLOSED_S), name="sim.world")
-            mqtt = tg.create_task(publisher.run(), name="coach.mqtt") if publisher else None
-            await run_recorded(session, sources, duration, record,
-                               demo_settings(args.scenario, args.seed))
-            if mqtt is not None:
-                mqtt.cancel()
-
-    opts = WindowOptions(
-        orb=not getattr(args, "no_orb", False),
-        dashboard=not getattr(args, "no_dashboard", False),
-        screen=getattr(args, "screen", None),
-        fullscreen=getattr(args, "fullscreen", None),
-        quit_when_done=duration is not None,
-        labels=tuple(world.labels),
-    )
-    return run_windows(session, simulate, opts)

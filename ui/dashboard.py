@@ -29,6 +29,7 @@ from ui import style
 from ui.alerts import Alert, state_alerts
 from ui.controls import ControlPanel
 from ui.header import Header
+from ui.liveness import Liveness, LivenessWatch
 from ui.partner import PartnerPanel
 from ui.ring import Ring
 from ui.trends import SYNC_KEYS, TrendPlots, trend_columns
@@ -51,6 +52,7 @@ class TherapistDashboard(QMainWindow):
         labels: tuple[str, ...] = ("A", "B"),
         on_start: Callable[[], None] | None = None,
         on_stop: Callable[[], None] | None = None,
+        on_show_orb: Callable[[], None] | None = None,
         fps: float = style.DASHBOARD_FPS,
         parent: QWidget | None = None,
     ) -> None:
@@ -64,7 +66,11 @@ class TherapistDashboard(QMainWindow):
         self.trend = Ring(style.TREND_CAPACITY, trend_columns(LABELS))
         self.panels: dict[str, PartnerPanel] = {}
         self.controls = ControlPanel(session.command, labels=labels,
-                                     on_start=on_start, on_stop=on_stop)
+                                     on_start=on_start, on_stop=on_stop,
+                                     on_show_orb=on_show_orb)
+        self.watch = LivenessWatch(session)
+        self.liveness = Liveness(True)
+        self._running, self._ended = False, False
         self._build(labels)
         self.states_seen = 0
         self.refresh_cpu_s = 0.0  # CPU time spent in tick() (painting comes later, apart)
@@ -74,7 +80,8 @@ class TherapistDashboard(QMainWindow):
         self._timer = QTimer(self)
         self._timer.timeout.connect(self.tick)
         self._timer.start(max(10, round(1000 / fps)))
-        self.resize(1280, 800)
+        avail = self.screen().availableGeometry()  # never larger than the screen
+        self.resize(min(1280, avail.width()), min(800, avail.height()))
 
     # ------------------------------------------------------------------ layout
     def _build(self, labels: tuple[str, ...]) -> None:
@@ -135,7 +142,6 @@ class TherapistDashboard(QMainWindow):
         panel = self.panels.get(label)
         if panel is None:
             panel = PartnerPanel(label)
-            panel.setMinimumHeight(140)
             self.panels[label] = panel
             self.partner_box.addWidget(panel)
         return panel
@@ -150,11 +156,31 @@ class TherapistDashboard(QMainWindow):
         if fresh:
             for state in fresh:
                 self._ingest(state)
+                if state.receipts:
+                    self.controls.take_receipts(state.receipts)
+            self.watch.saw_state()
             self.latest = fresh[-1]
             self._render(fresh[-1])
         elif self._trend_parts and self.latest is not None:  # finish the trend redraw
             self._render_trends(self.latest, self.session.t_origin_s, self._trend_parts.pop(0))
+        self._check_liveness()
+        self.controls.check_answers()
         self.refresh_cpu_s += time.thread_time() - cpu0
+
+    def _check_liveness(self) -> None:
+        live = self.watch.check(self._running, self._ended)
+        if live == self.liveness:
+            return
+        self.liveness = live
+        self.controls.set_allowed(live.why_not)
+        if live.live:
+            if self.latest is not None:
+                self._render(self.latest)  # un-grey
+            return
+        self.header.set_stale(live.word)
+        for panel in self.panels.values():
+            panel.set_stale(live.word)
+        self._set_banner(f"\u26a0  {live.text}", style.WARN_COLOR, "#111111")
 
     def _ingest(self, state: SessionState) -> None:
         self.states_seen += 1
@@ -188,6 +214,8 @@ class TherapistDashboard(QMainWindow):
         self.marker_log.insertItem(0, text)
 
     def _render(self, state: SessionState) -> None:
+        if not self.liveness.live:
+            return  # greyed until data comes again (see _check_liveness)
         origin = self.session.t_origin_s
         alerts = state_alerts(state)
         alerting = {a.label for a in alerts if a.severity == "alert" and a.label}
@@ -206,6 +234,7 @@ class TherapistDashboard(QMainWindow):
         if self._trend_parts:
             self._render_trends(state, origin, self._trend_parts.pop(0))
         self.header.show_state(state, origin)
+        self.controls.show_pacer(state.pacer.rate_bpm if state.pacer is not None else None)
         self._show_alerts(alerts)
 
     def _render_trends(self, state: SessionState, origin: float, part: int) -> None:
@@ -218,12 +247,17 @@ class TherapistDashboard(QMainWindow):
             self._last_fit_t = state.t_s
 
     def _show_alerts(self, alerts: list[Alert]) -> None:
+        if not self.liveness.live:
+            return  # the banner says there is no current data
         if not alerts:
             text, color, fg = "\u2713 All straps connected, no alerts", style.PANEL, style.OK_COLOR
         else:
             text = "   \u2022   ".join(a.text for a in alerts)
             color, fg = _BANNER[alerts[0].severity], "#ffffff"
             text = ("\u26a0  " if alerts[0].severity != "info" else "") + text
+        self._set_banner(text, color, fg)
+
+    def _set_banner(self, text: str, color: str, fg: str) -> None:
         if text != self.banner.text():
             self.banner.setText(text)
             self.banner.setStyleSheet(
@@ -235,6 +269,7 @@ class TherapistDashboard(QMainWindow):
         return self.banner.text()
 
     def set_running(self, running: bool, ended: bool = False) -> None:
+        self._running, self._ended = running, ended and not running
         self.controls.set_running(running, ended)
         self.header.set_running(running, ended)
 

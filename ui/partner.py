@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QFrame, QGridLayout, QHBoxLayout, QLabel, QProgres
 
 from coach.types import PartnerState
 from ui import style
-from ui.plotkit import add_curve, add_legend, make_plot, set_curve
+from ui.plotkit import add_curve, make_plot, set_curve, title_legend
 
 _STATUS_TEXT = {
     "ok": ("connected", style.OK_COLOR),
@@ -45,20 +45,21 @@ class PartnerPanel(QFrame):
         self.label = label
         self.setObjectName("card")
         self._color = style.PARTNER_COLOR.get(label, style.TEXT)
-        self._alerting = False
+        self._alerting: bool | None = False  # None: greyed, no current data
         row = QHBoxLayout(self)
         row.setContentsMargins(10, 8, 10, 8)
         row.addWidget(self._build_numbers(), 0)
         self.plot = make_plot("", "breath", "rel.", "time", "s", y_range=(-1.5, 1.5))
         self.plot.setXRange(-style.WAVE_WINDOW_S, 0, padding=0)
-        add_legend(self.plot)
+        title_legend(self.plot, "", [(f"breathing {label}", self._color, False),
+                                     ("orb", style.PACER_COLOR, True)])
         self.breath_curve = add_curve(self.plot, f"breathing {label}", self._color, 2.0)
         self.orb_curve = add_curve(self.plot, "orb", style.PACER_COLOR, 1.6, dashed=True)
         row.addWidget(self.plot, 1)
 
     def _build_numbers(self) -> QWidget:
         box = QWidget()
-        box.setFixedWidth(270)
+        box.setFixedWidth(280)
         grid = QGridLayout(box)
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setHorizontalSpacing(10)
@@ -72,20 +73,29 @@ class PartnerPanel(QFrame):
         grid.addWidget(self.badge, 0, 1, Qt.AlignmentFlag.AlignRight)
         self.hr = self._value(grid, 1, 0, "heart rate")
         self.rate = self._value(grid, 1, 1, "breathing")
-        self.rmssd = self._value(grid, 3, 0, "RMSSD")
-        self.extra = self._value(grid, 3, 1, "")
-        self._extra_caption = grid.itemAtPosition(3, 1).widget()
+        # the secondary figures on one line of ordinary text: the card stays short
+        self.rmssd, self.extra = _label(""), _label("")
+        self._extra_caption = _label("", "muted")
+        small = QHBoxLayout()
+        small.setSpacing(6)
+        for w in (_label("RMSSD", "muted"), self.rmssd, self._extra_caption, self.extra):
+            small.addWidget(w)
+        small.addStretch(1)
+        grid.addLayout(small, 3, 0, 1, 2)
         calm_row = QHBoxLayout()
         calm_row.addWidget(_label("calm", "muted"))
         self.calm = QProgressBar()
         self.calm.setRange(0, 100)
         self.calm.setFormat("\u2013")
         calm_row.addWidget(self.calm, 1)
-        grid.addLayout(calm_row, 5, 0, 1, 2)
+        grid.addLayout(calm_row, 4, 0, 1, 2)
         self.strap = _label("")
         self.strap.setWordWrap(True)
-        grid.addWidget(self.strap, 6, 0, 1, 2)
-        grid.setRowStretch(7, 1)
+        # room for two lines, always: a wrapped status must not be cut off
+        self.strap.setMinimumHeight(2 * self.strap.fontMetrics().lineSpacing() + 6)
+        self.strap.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        grid.addWidget(self.strap, 5, 0, 1, 2)
+        grid.setRowStretch(6, 1)
         return box
 
     @staticmethod
@@ -95,6 +105,22 @@ class PartnerPanel(QFrame):
         value = _label("", "big")
         grid.addWidget(value, row + 1, col)
         return value
+
+    def set_stale(self, word: str) -> None:
+        """No current data (``word``: "no data", "offline", "ended"): grey, values dashed,
+        and no claim about the strap."""
+        for w in (self.hr, self.rate, self.rmssd):
+            w.setText("\u2013")
+        self.extra.setText("")
+        self._extra_caption.setText("")
+        self.calm.setValue(0)
+        self.calm.setFormat("\u2013")
+        self.badge.setText("")
+        self.strap.setText(f'<span style="color:{style.MUTED}; font-weight:700">'
+                           f"\u25cb {word}</span>")
+        self._alerting = None
+        self.setStyleSheet(f"QFrame#card {{ border: 1px dashed {style.PANEL_EDGE}; }}"
+                           f" QLabel {{ color: {style.MUTED}; }}")
 
     def show_state(self, p: PartnerState, anchor: str | None, alerting: bool) -> None:
         """Write one partner's latest numbers and strap status."""
@@ -137,4 +163,6 @@ def strap_text(p: PartnerState) -> str:
         parts.append(f'signal <span style="color:{q_color}">{p.quality:.2f}</span>')
     if p.source:
         parts.append(f"via {_SOURCE_TEXT.get(p.source, p.source)}")
+    if p.alert is None:
+        parts.append(f'<span style="color:{style.MUTED}">arousal unknown</span>')
     return " \u00b7 ".join(parts)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtGui import QFont
 
 from ui import style
 
@@ -41,7 +41,7 @@ def make_plot(
         item.setYRange(*y_range, padding=0.02)
     else:
         item.enableAutoRange(axis="y")
-    w.setMinimumHeight(110)
+    w.setMinimumHeight(80)
     return w
 
 
@@ -62,11 +62,19 @@ def add_curve(
     return curve
 
 
-def add_legend(w: pg.PlotWidget, offset: tuple[int, int] = (8, 4)) -> pg.LegendItem:
-    legend = w.getPlotItem().addLegend(offset=offset, labelTextColor=style.TEXT,
-                                        labelTextSize="9pt")
-    legend.setBrush(pg.mkBrush(QColor(15, 23, 34, 170)))
-    return legend
+_SOLID, _DASHED = "\u2501\u2501", "\u2505\u2505"  # line samples in a legend
+
+
+def title_legend(w: pg.PlotWidget, title: str, entries: list[tuple[str, str, bool]]) -> None:
+    """The plot's title followed by its legend (name, colour, dashed), on the title line:
+    a legend inside the plot would hide the oldest seconds of every trace."""
+    keys = " ".join(
+        f'<span style="color:{color}">{_DASHED if dashed else _SOLID}</span>'
+        f'<span style="color:{style.MUTED}">&nbsp;{name}</span>&nbsp;&nbsp;'
+        for name, color, dashed in entries
+    )
+    head = f'<span style="color:{style.TEXT}">{title}</span>&nbsp;&nbsp;&nbsp;' if title else ""
+    w.getPlotItem().setTitle(f'<span style="font-size:9pt">{head}{keys}</span>')
 
 
 def set_curve(curve: pg.PlotDataItem, x: np.ndarray, y: np.ndarray) -> None:

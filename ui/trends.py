@@ -16,11 +16,11 @@ from PySide6.QtWidgets import QGridLayout, QWidget
 
 from coach.types import Marker
 from ui import style
-from ui.plotkit import add_curve, add_legend, horizontal_line, make_plot, set_curve
+from ui.plotkit import add_curve, horizontal_line, make_plot, set_curve, title_legend
 from ui.ring import Ring
 
 SYNC_KEYS = ("breath_ppc", "hr_xcorr")
-SYNC_NAMES = {"breath_ppc": "breath phase consistency", "hr_xcorr": "heart-rate correlation"}
+SYNC_NAMES = {"breath_ppc": "breath consistency", "hr_xcorr": "heart-rate corr."}
 
 
 def trend_columns(labels: Iterable[str]) -> list[str]:
@@ -44,9 +44,9 @@ class TrendPlots(QWidget):
         self.rate = make_plot("Breathing rate and pacer", "rate", "breaths/min", *x)
         self.calm = make_plot("Calm (vs own baseline)", "calm", "0-1", *x, y_range=(0, 1))
         self.sync = make_plot("Synchrony", "sync", "0-1", *x, y_range=(-0.2, 1))
+        self._across = 4 if len(self.labels) > 2 else 2  # three cards leave room for one row
         for k, w in enumerate((self.hr, self.rate, self.calm, self.sync)):
-            grid.addWidget(w, k // 2, k % 2)
-            add_legend(w).setColumnCount(4)  # one line: the plots are short
+            grid.addWidget(w, k // self._across, k % self._across)
         self.curves: dict[str, pg.PlotDataItem] = {}
         self.pacer_curve = add_curve(self.rate, "pacer", style.PACER_COLOR,
                                      style.TREND_PEN_PX)
@@ -62,6 +62,20 @@ class TrendPlots(QWidget):
         self.sync.addItem(self._no_sync)
         self._marker_lines: list[tuple[pg.PlotWidget, pg.InfiniteLine]] = []
         self._marker_count = 0
+        self._retitle()
+
+    def _retitle(self) -> None:
+        """Titles with their legends (on the title line, never over the traces); when the
+        four plots share one row, the legend alone (the axes name the figures)."""
+        short = self._across == 4
+        people = [(k, style.PARTNER_COLOR.get(k, style.TEXT), False) for k in self.labels]
+        title_legend(self.hr, "" if short else "Heart rate", people)
+        title_legend(self.rate, "" if short else "Breathing rate",
+                     [("orb" if short else "pacer", style.PACER_COLOR, False), *people])
+        title_legend(self.calm, "" if short else "Calm (vs own baseline)", people)
+        title_legend(self.sync, "" if short else "Synchrony",
+                     [(k.split("_")[0] if short else SYNC_NAMES[k], style.SYNC_COLORS[k], False)
+                      for k in SYNC_KEYS])
 
     def _add_partner(self, label: str) -> None:
         color = style.PARTNER_COLOR.get(label, style.TEXT)
@@ -75,6 +89,7 @@ class TrendPlots(QWidget):
         if label not in self.labels:
             self.labels = (*self.labels, label)
             self._add_partner(label)
+            self._retitle()
 
     def plots(self) -> tuple[pg.PlotWidget, ...]:
         return (self.hr, self.rate, self.calm, self.sync)

@@ -13,6 +13,9 @@ from typing import Any
 from coach.clock import Clock, clock_for_speed
 from coach.session import Session
 from coach.types import SessionState
+from coach.wiring import SimStrapSet, build, demo_settings, strap_sources
+
+__all__ = ["SimStrapSet", "build", "demo_settings", "main", "run_headless", "strap_sources"]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -50,6 +53,28 @@ def add_window_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--windowed", dest="fullscreen", action="store_false", help="orb in a window")
     g.add_argument("--no-orb", action="store_true", help="dashboard only")
     g.add_argument("--no-dashboard", action="store_true", help="orb only")
+    words = g.add_mutually_exclusive_group()
+    words.add_argument("--no-words", action="store_true",
+                       help="no 'in'/'out' words under the orb")
+    words.add_argument("--large-words", action="store_true",
+                       help="the orb's words twice as large (a TV across the room)")
+
+
+def window_options(args: argparse.Namespace, labels: tuple[str, ...], *,
+                   quit_when_done: bool) -> Any:
+    """The windows ``--screen/--fullscreen/--no-orb/...`` ask for (demo and run)."""
+    from ui.app import WindowOptions
+
+    return WindowOptions(
+        orb=not getattr(args, "no_orb", False),
+        dashboard=not getattr(args, "no_dashboard", False),
+        screen=getattr(args, "screen", None),
+        fullscreen=getattr(args, "fullscreen", None),
+        words=not getattr(args, "no_words", False),
+        word_scale=2.0 if getattr(args, "large_words", False) else 1.0,
+        quit_when_done=quit_when_done,
+        labels=labels,
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -77,14 +102,18 @@ def main(args: argparse.Namespace) -> int:
             if given:
                 print(f"coach demo: {flag} needs --headless", file=sys.stderr)
                 return 2
-        from ui.app import run_demo_windows
+        from coach.wiring import demo_run
+        from ui.app import run_windows
         from ui.bridge import display_problem
 
         if problem := display_problem():
             print(f"coach demo: {problem}; use --headless, or run it on a desktop or "
                   "under Xvfb", file=sys.stderr)
             return 2
-        code = run_demo_windows(args, clock)
+        wired = demo_run(clock, args.scenario, args.seed, duration_s=args.duration,
+                         record=args.record, mqtt=args)
+        opts = window_options(args, wired.labels, quit_when_done=args.duration is not None)
+        code = run_windows(wired.session, wired.run, opts)
         if args.record is not None and args.record.exists():
             print(f"coach demo: recorded to {args.record}", file=sys.stderr)
         return code
@@ -112,116 +141,6 @@ def main(args: argparse.Namespace) -> int:
     if args.record is not None:
         print(f"coach demo: recorded to {args.record}", file=sys.stderr)
     return 0
-
-
-def build(clock: Clock, scenario: str, seed: int) -> tuple[Session, Any]:
-    """A session fed by a simulated world whose people see that session's orb.
-
-    The world's own event streams (``world.sources()``) skip Bluetooth; use
-    :func:`strap_sources` for the real driver path over simulated straps.
-    """
-    from sims.world import World
-
-    holder: dict[str, Session] = {}
-
-    def orb() -> Any:
-        latest = holder["s"].states.latest
-        return None if latest is None else latest.pacer
-
-    world = World(scenario, seed, clock, orb=orb)
-    session = Session(clock, world.labels)
-    holder["s"] = session
-    return session, world
-
-
-# Simulated straps' clocks: seconds apart and drifting, as two real straps are.
-_STRAP_CLOCKS = {"A": (3.7, 40.0), "B": (-12.1, -35.0), "T": (0.8, 20.0)}
-
-
-def strap_sources(world: Any, clock: Clock, seed: int) -> tuple[dict[str, Any], SimStrapSet]:
-    """Each person's simulated Polar strap, read by the real driver through bleak.
-
-    Call inside the running loop: fault times are placed from ``clock.now()``.
-    Returns the event streams by label, and the straps (counters, draining at the end).
-    """
-    import random
-
-    import numpy as np
-
-    from drivers.strap import Strap
-    from sims.straps import SimFaults, SimRadio, SimStrapSpec, chaos_faults, shifted
-
-    t0 = clock.now()
-    specs, straps = [], {}
-    for i, label in enumerate(world.labels):
-        outages = tuple((t0 + o.start_s, o.duration_s)
-                        for o in world.scenario.outages if o.label == label)
-        faults = SimFaults(disconnects=outages)
-        if label in world.scenario.strap_faults:
-            faults = shifted(world.scenario.strap_faults[label], t0)
-        if world.scenario.chaos:
-            faults = chaos_faults(np.random.default_rng(seed * 100 + i), t0, CHAOS_HORIZON_S)
-        offset_s, drift_ppm = _STRAP_CLOCKS.get(label, (0.0, 0.0))
-        specs.append(SimStrapSpec(
-            f"A0:9E:1A:00:00:{i + 1:02X}", f"Polar H10 SIM{label}", world.signal_source(label),
-            clock_offset_s=offset_s, drift_ppm=drift_ppm, faults=faults, seed=seed * 10 + i,
-        ))
-    radio = SimRadio(clock, specs)
-    for i, label in enumerate(world.labels):
-        straps[label] = Strap(specs[i].address, label, clock, backend=radio.client_backend,
-                              rng=random.Random(seed * 10 + i))
-    return {label: strap.events() for label, strap in straps.items()}, SimStrapSet(radio, straps)
-
-
-CHAOS_HORIZON_S = 48 * 3600.0  # faults are drawn this far ahead
-DATA_KINDS = ("hr", "ecg", "acc")  # notifications that carry data (not control responses)
-
-
-class SimStrapSet:
-    """The simulated straps of a session and the drivers reading them."""
-
-    def __init__(self, radio: Any, straps: dict[str, Any]) -> None:
-        self.radio, self.straps = radio, straps
-
-    def drain_into(self, session: Session) -> int:
-        """Hand events the drivers received but the session did not take yet to it."""
-        n = 0
-        for label, strap in self.straps.items():
-            for event in strap.drain_nowait():
-                session.ingest(label, event)
-                n += 1
-        return n
-
-    def counters(self, t_end_s: float) -> dict[str, Any]:
-        """Frames and faults, per label, up to ``t_end_s``."""
-        sims_ = {label: self.radio.strap(st.address) for label, st in self.straps.items()}
-
-        def data(counter: Any) -> int:
-            return sum(counter[k] for k in DATA_KINDS)
-
-        injected = {k: _faults_injected(s, t_end_s) for k, s in sims_.items()}
-        return {
-            "frames_intact": {k: data(s.delivered) for k, s in sims_.items()},
-            "frames_received": {k: data(st.received) for k, st in self.straps.items()},
-            "frames_malformed": {k: st.malformed for k, st in self.straps.items()},
-            "connects": {k: st.connects for k, st in self.straps.items()},
-            "faults_injected": injected,
-        }
-
-
-def _faults_injected(strap: Any, t_end_s: float) -> dict[str, int]:
-    f = strap.spec.faults
-    return {
-        "disconnects": sum(int(at < t_end_s) for at, _ in f.disconnects),
-        "silences": sum(int(at < t_end_s) for at in f.silences),
-        "contact_losses": sum(int(at < t_end_s) for at, _ in f.contact_loss),
-        "malformed": data_sum(strap.corrupted),
-        "lost_notifications": data_sum(strap.dropped),
-    }
-
-
-def data_sum(counter: Any) -> int:
-    return sum(counter[k] for k in DATA_KINDS)
 
 
 async def run_headless(
@@ -321,12 +240,6 @@ async def broker_outages(bridge: Any, clock: Clock, seed: int, gone: dict[str, i
         await clock.sleep(rng.uniform(10.0, 40.0))
         bridge.broker = EmbeddedBroker(BrokerOptions(port=bridge.port))
         await bridge.broker.start()
-
-
-def demo_settings(scenario: str, seed: int) -> dict[str, Any]:
-    """What a demo recording says about where its events came from."""
-    return {"source": "demo", "straps": "simulated Polar H10 via the real drivers",
-            "scenario": scenario, "seed": seed}
 
 
 class _Printer:

@@ -270,7 +270,7 @@ async def record_simulation(clock: Clock, path: Path, scenario: str, seed: int,
 
     Returns what was recorded: the session's length and the rows written.
     """
-    from coach.commands.demo import build
+    from coach.wiring import build
 
     session, world = build(clock, scenario, seed)
     settings = {"source": "simulation", "scenario": scenario, "seed": seed}

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from coach.recording import default_dir
+from coach.wiring import run_session
+
+__all__ = ["add_arguments", "main", "recording_path", "run_session"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -122,81 +122,32 @@ def _windows_wanted(args: argparse.Namespace) -> bool:
     return True
 
 
-def _straps_session(addresses: dict[str, str], args: argparse.Namespace) -> tuple[Any, Any, Any]:
-    from coach.clock import RealClock
-    from coach.session import Session
-    from drivers.strap import Strap, StrapConfig
-
-    clock = RealClock()
-    config = StrapConfig(use_pmd=not getattr(args, "no_pmd", False))
-    straps = {label: Strap(addr, label, clock, config=config) for label, addr in addresses.items()}
-    session = Session(clock, labels=tuple(addresses))
-    settings = {"source": "straps", "use_pmd": config.use_pmd}
-    return session, {k: s.events() for k, s in straps.items()}, settings
-
-
 async def _run(addresses: dict[str, str], args: argparse.Namespace, path: Path | None) -> None:
-    from coach.mqtt import bridge_from_args
+    from coach.clock import RealClock
+    from coach.wiring import live_run
     from drivers.scan import scan
 
     await scan(0.5)  # fails at once, with a clear error, when there is no Bluetooth
-    session, sources, settings = _straps_session(addresses, args)
-    await run_session(session, sources, duration_s=getattr(args, "duration", None),
-                      record=path, settings=settings, emit_json=getattr(args, "json", False),
-                      bridge=bridge_from_args(session, args))
+    wired = live_run(addresses, RealClock(), use_pmd=not getattr(args, "no_pmd", False),
+                     duration_s=getattr(args, "duration", None), record=path, mqtt=args,
+                     emit_json=getattr(args, "json", False))
+    await wired.run()
 
 
 def _run_with_windows(addresses: dict[str, str], args: argparse.Namespace,
                       path: Path | None) -> int:
     """The orb and the dashboard over a live session (Bluetooth checked first)."""
-    from coach.mqtt import bridge_from_args
+    from coach.clock import RealClock
+    from coach.commands.demo import window_options
+    from coach.wiring import live_run
     from drivers.scan import scan
-    from ui.app import WindowOptions, run_windows
+    from ui.app import run_windows
 
     asyncio.run(scan(0.5))  # no Bluetooth: one clear line before any window opens
-    session, sources, settings = _straps_session(addresses, args)
-    bridge = bridge_from_args(session, args)
-
-    async def run() -> None:
-        await run_session(session, sources, duration_s=getattr(args, "duration", None),
-                          record=path, settings=settings, bridge=bridge)
-
-    opts = WindowOptions(
-        orb=not getattr(args, "no_orb", False),
-        dashboard=not getattr(args, "no_dashboard", False),
-        screen=getattr(args, "screen", None),
-        fullscreen=getattr(args, "fullscreen", None),
-        quit_when_done=getattr(args, "duration", None) is not None,
-        labels=tuple(addresses),
-    )
-    code = run_windows(session, run, opts)
+    duration = getattr(args, "duration", None)
+    wired = live_run(addresses, RealClock(), use_pmd=not getattr(args, "no_pmd", False),
+                     duration_s=duration, record=path, mqtt=args)
+    code = run_windows(wired.session, wired.run,
+                       window_options(args, wired.labels, quit_when_done=duration is not None))
     _say_saved(path)
     return code
-
-
-async def run_session(session: Any, sources: Mapping[str, AsyncIterator[Any]], *,
-                      duration_s: float | None, record: Path | None,
-                      settings: Mapping[str, Any], emit_json: bool = False,
-                      bridge: Any = None) -> None:
-    """Run ``session`` on ``sources`` (straps' event streams) until ``duration_s`` or
-    cancelled, recorded to ``record`` unless None, printing a JSON state a second and
-    publishing to MQTT through ``bridge`` when given."""
-    from coach.commands.record import maybe_recording
-
-    async with maybe_recording(session, record, settings), asyncio.TaskGroup() as tg:
-        printer = (tg.create_task(_print_states(session), name="coach.run.print")
-                   if emit_json else None)
-        publisher = tg.create_task(bridge.run(), name="coach.mqtt") if bridge else None
-        await session.run(sources, duration_s)
-        for task in (printer, publisher):
-            if task is not None:
-                task.cancel()
-
-
-async def _print_states(session: Any) -> None:
-    last = -1
-    async for state in session.states.subscribe():
-        second = int(state.t_s - session.t_origin_s)
-        if second != last:
-            last = second
-            print(json.dumps(state.to_json(session.t_origin_s)), flush=True)

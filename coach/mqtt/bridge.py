@@ -14,7 +14,7 @@ import math
 import uuid
 from collections import deque
 from collections.abc import Callable, Coroutine
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import aiomqtt
@@ -32,7 +32,8 @@ from coach.mqtt.link import (
     make_client,
 )
 from coach.mqtt.url import BrokerURL, check_connection_safety, check_room
-from coach.types import Command, Marker, PartnerState, SessionState
+from coach.session import CommandRefused, Refusals
+from coach.types import RECEIPT_IDS, Command, Marker, PartnerState, Receipt, SessionState
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class BridgeStats:
     markers_published: int = 0
     markers_dropped: int = 0
     control_accepted: int = 0
-    control_ignored: int = 0  # remote control not allowed here
+    control_ignored: int = 0  # remote control not allowed here (or the session ended)
     control_rejected: int = 0  # malformed, out of range or retained
 
 
@@ -103,6 +104,7 @@ class MqttBridge:
         self._changed: dict[str, asyncio.Event] = {}
         self._markers: deque[Marker] = deque(maxlen=MARKER_BACKLOG)
         self._marker_ready = asyncio.Event()
+        self._refusals = Refusals()  # commands refused here, answered on the next state
         self._uses_sink = False
         add_sink = getattr(session, "add_sink", None)
         if callable(add_sink):
@@ -251,19 +253,29 @@ class MqttBridge:
         topic = codec.state_topic(self.room)
         session_clock: Clock | None = getattr(self.session, "clock", None)
         speed = clock_speed(session_clock)
-        sub = self.session.states.subscribe(maxsize=1)  # latest only: stale states are dropped
+        # the newest state only (stale ones are dropped), carrying the receipts of those
+        # it replaces: a view waits for its command's answer
+        sub = self.session.states.subscribe(maxsize=64)
+        carried: list[Receipt] = []
         last_s = -math.inf
         try:
             async for state in sub:
+                carried.extend(state.receipts)
                 wait_s = last_s + self.min_interval_s - self.clock.now()
                 if wait_s > 0:  # faster than the cap (e.g. --speed 50): keep the newest
                     await self.clock.sleep(wait_s)
-                    state = sub.get_nowait() or state
+                while (newer := sub.get_nowait()) is not None:
+                    carried.extend(newer.receipts)
+                    state = newer
                 if session_clock is not None and stale_guard(
                     state.t_s, session_clock.now(), speed
                 ):
                     self.stats.states_stale += 1
                     continue
+                receipts = merge_receipts((*carried, *self._refusals.take()))
+                carried.clear()
+                if receipts != state.receipts:
+                    state = replace(state, receipts=receipts)
                 body = state.to_json(self.session.t_origin_s)
                 body.setdefault("session_id", self.session_id)
                 payload = codec.dumps(body)
@@ -296,15 +308,11 @@ class MqttBridge:
     # ------------------------------------------------------------------ inbound and sinks
 
     def on_control(self, payload: Any, *, retained: bool = False) -> None:
-        """Validate one control payload and hand it to the session if allowed."""
-        if not self.allow_control:
-            self.stats.control_ignored += 1
-            _log_sparsely(
-                self.stats.control_ignored,
-                "MQTT room %s: remote command ignored, remote control is off",
-                self.room,
-            )
-            return
+        """Validate one control payload and hand it to the session if allowed.
+
+        A valid command that is not taken (remote control off, the session ended) is
+        answered by a refusal on the next state; malformed ones are counted and dropped.
+        """
         try:
             if retained:
                 raise codec.PayloadError("retained commands are not replayed")
@@ -320,9 +328,26 @@ class MqttBridge:
                 exc,
             )
             return
+        if not self.allow_control:
+            self._refuse(cmd, "remote control off")
+            return
+        try:
+            self.session.command(cmd)
+        except CommandRefused as exc:
+            self._refuse(cmd, str(exc))
+            return
         self.stats.control_accepted += 1
-        log.info("MQTT room %s: remote command %s", self.room, cmd.kind)
-        self.session.command(cmd)
+        log.debug("MQTT room %s: remote command %s", self.room, cmd.kind)
+
+    def _refuse(self, cmd: Command, reason: str) -> None:
+        self.stats.control_ignored += 1
+        self._refusals.add(cmd, reason)
+        _log_sparsely(
+            self.stats.control_ignored,
+            "MQTT room %s: remote command refused: %s",
+            self.room,
+            reason,
+        )
 
     def _on_event(self, event: object) -> None:
         if isinstance(event, Marker):
@@ -363,6 +388,25 @@ async def _farewell(client: aiomqtt.Client, topic: str, payload: bytes) -> None:
             await client.publish(topic, payload, qos=1, retain=True)
     except (aiomqtt.MqttError, TimeoutError):
         log.debug("MQTT: could not publish offline to %s", topic)
+
+
+def merge_receipts(receipts: tuple[Receipt, ...]) -> tuple[Receipt, ...]:
+    """Receipts for one state: refusals for the same reason summed into one, at most
+    :data:`codec.MAX_RECEIPTS` in all (the oldest applied ones go first)."""
+    applied = [r for r in receipts if r.outcome == "applied"]
+    refused: dict[str, Receipt] = {}
+    for r in receipts:
+        if r.outcome != "refused":
+            continue
+        old = refused.get(r.reason)
+        if old is None:
+            refused[r.reason] = r
+        else:
+            refused[r.reason] = Receipt(
+                "refused", old.kind if old.kind == r.kind else "",
+                (*old.ids, *r.ids)[:RECEIPT_IDS], r.reason, old.count + r.count)
+    room = codec.MAX_RECEIPTS - len(refused)
+    return (*applied[max(0, len(applied) - room):], *refused.values())
 
 
 def stale_guard(t_s: float, now_s: float, speed: float = 1.0) -> bool:

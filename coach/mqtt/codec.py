@@ -15,11 +15,13 @@ from typing import Any
 from coach.mqtt.url import check_room
 from coach.types import (
     LABELS,
+    RECEIPT_IDS,
     TWO_PI,
     Command,
     Marker,
     PacerState,
     PartnerState,
+    Receipt,
     SessionState,
 )
 
@@ -27,12 +29,15 @@ PREFIX = "coach/v1"
 MAX_PAYLOAD_BYTES = 16_384  # a state of three partners is about 1 kB
 MAX_NOTE_CHARS = 500
 MAX_KIND_CHARS = 64
-CONTROL_KINDS = ("pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "release-hold")
+CONTROL_KINDS = ("pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "hold",
+                 "release-hold")
 PACE_RANGE_BPM = (3.0, 30.0)  # breaths per minute a remote may ask for
 RATIO_RANGE = (0.2, 5.0)  # inhale/exhale
 STATUS_WORDS = ("ok", "connecting", "lost", "no-contact", "off")
 _PARTNER_NUMBERS = ("rate_bpm", "phase", "breath", "hr_bpm", "rmssd_ms", "calm", "quality")
-_STATE_KEYS = ("t_s", "partners", "anchor", "pacer", "markers", "session_id")
+_STATE_KEYS = ("t_s", "partners", "anchor", "pacer", "markers", "receipts", "session_id")
+MAX_ID_CHARS = 64  # a command id
+MAX_RECEIPTS = 64  # receipts on one state
 SESSION_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 
 
@@ -130,6 +135,9 @@ def partner_from_json(label: str, obj: Any) -> PartnerState:
     status = obj.get("status", "connecting")
     if status not in STATUS_WORDS:
         raise PayloadError(f"bad partner status {status!r}")
+    alert = obj.get("alert")  # true, false, or null/absent: unknown
+    if alert is not None and not isinstance(alert, bool):
+        raise PayloadError("alert must be true, false or null")
     battery = obj.get("battery_pct")
     if battery is not None and (type(battery) is not int or not 0 <= battery <= 100):
         raise PayloadError("battery_pct must be an integer in [0, 100]")
@@ -139,6 +147,7 @@ def partner_from_json(label: str, obj: Any) -> PartnerState:
             status=status,
             source=_text(obj.get("source"), "source", 16, optional=True),
             battery_pct=battery,
+            alert=alert,
             **nums,  # type: ignore[arg-type]
         )
     except ValueError as exc:
@@ -161,6 +170,7 @@ def pacer_from_json(obj: Any, t_origin_s: float) -> PacerState | None:
             ie_ratio=_num(obj, "ie_ratio", optional=False) or 0.0,
             holding=holding,
             mode=_text(obj.get("mode", "follow"), "pacer.mode", 16) or "follow",
+            target_bpm=_num(obj, "target_bpm"),
         )
     except ValueError as exc:
         raise PayloadError(str(exc)) from None
@@ -179,6 +189,27 @@ def marker_from_json(obj: Any, t_origin_s: float) -> Marker:
         raise PayloadError(str(exc)) from None
 
 
+def receipt_from_json(obj: Any) -> Receipt:
+    if not isinstance(obj, dict):
+        raise PayloadError("a receipt must be an object")
+    ids = obj.get("ids", [])
+    if not isinstance(ids, list) or len(ids) > RECEIPT_IDS:
+        raise PayloadError(f"receipt ids must be a list of at most {RECEIPT_IDS}")
+    count = obj.get("count", 1)
+    if type(count) is not int or not 1 <= count <= 2**53:
+        raise PayloadError("receipt count must be a positive integer")
+    outcome = obj.get("outcome")
+    if outcome not in ("applied", "refused"):
+        raise PayloadError(f"bad receipt outcome {str(outcome)[:16]!r}")
+    return Receipt(
+        outcome=outcome,
+        kind=_text(obj.get("kind", ""), "receipt kind", 16) or "",
+        ids=tuple(_text(i, "receipt id", MAX_ID_CHARS) or "" for i in ids),
+        reason=_text(obj.get("reason", ""), "receipt reason", 64) or "",
+        count=count,
+    )
+
+
 def state_from_json(obj: Mapping[str, Any], t_origin_s: float = 0.0) -> SessionState:
     """Rebuild a :class:`SessionState` from ``SessionState.to_json(t_origin_s)``.
 
@@ -194,6 +225,9 @@ def state_from_json(obj: Mapping[str, Any], t_origin_s: float = 0.0) -> SessionS
     markers = obj.get("markers", [])
     if not isinstance(markers, list) or len(markers) > 100:
         raise PayloadError("markers must be a list")
+    receipts = obj.get("receipts", [])
+    if not isinstance(receipts, list) or len(receipts) > MAX_RECEIPTS:
+        raise PayloadError(f"receipts must be a list of at most {MAX_RECEIPTS}")
     session_id = obj.get("session_id", "")
     if session_id != "" and not (isinstance(session_id, str) and SESSION_ID_RE.match(session_id)):
         raise PayloadError("session_id must be 1-64 of A-Z a-z 0-9 _ -")
@@ -204,6 +238,7 @@ def state_from_json(obj: Mapping[str, Any], t_origin_s: float = 0.0) -> SessionS
         pacer=pacer_from_json(obj.get("pacer"), t_origin_s),
         markers=tuple(marker_from_json(m, t_origin_s) for m in markers),
         extra={k: v for k, v in obj.items() if k not in _STATE_KEYS},
+        receipts=tuple(receipt_from_json(r) for r in receipts),
         session_id=session_id,
     )
 
@@ -212,7 +247,10 @@ def state_from_json(obj: Mapping[str, Any], t_origin_s: float = 0.0) -> SessionS
 
 
 def command_to_json(cmd: Command) -> dict[str, Any]:
-    return {"kind": cmd.kind, "value": cmd.value, "note": cmd.note}
+    out = {"kind": cmd.kind, "value": cmd.value, "note": cmd.note}
+    if cmd.id:
+        out["id"] = cmd.id
+    return out
 
 
 def _control_value(kind: str, value: Any) -> Any:
@@ -229,9 +267,9 @@ def _control_value(kind: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
             raise PayloadError(f"{kind} must be a number in [{lo}, {hi}]")
         return float(value)
-    if kind == "guide":
+    if kind in ("guide", "hold"):
         if not isinstance(value, bool):
-            raise PayloadError("guide must be true or false")
+            raise PayloadError(f"{kind} must be true or false")
         return value
     text = _text(value, "marker kind", MAX_KIND_CHARS) or ""
     if not text.strip():
@@ -245,11 +283,23 @@ def parse_control(payload: bytes | bytearray | str) -> Command:
     kind = obj.get("kind")
     if kind not in CONTROL_KINDS:
         raise PayloadError(f"unknown command kind {str(kind)[:32]!r}")
-    extra = set(obj) - {"kind", "value", "note"}
+    extra = set(obj) - {"kind", "value", "note", "id"}
     if extra:
         raise PayloadError(f"unexpected keys {sorted(extra)[:5]}")
     note = _text(obj.get("note", ""), "note", MAX_NOTE_CHARS) or ""
-    return Command(kind=kind, value=_control_value(kind, obj.get("value")), note=note)
+    cmd_id = _text(obj.get("id", ""), "command id", MAX_ID_CHARS) or ""
+    return Command(kind=kind, value=_control_value(kind, obj.get("value")), note=note,
+                   id=cmd_id)
+
+
+def command_id(payload: bytes | bytearray | str) -> str:
+    """The id of a control payload, if it has a readable one ("" otherwise): a command
+    refused before parsing (remote control off) is still answered by its id."""
+    try:
+        cmd_id = loads_object(payload).get("id", "")
+    except PayloadError:
+        return ""
+    return cmd_id if isinstance(cmd_id, str) and len(cmd_id) <= MAX_ID_CHARS else ""
 
 
 # ------------------------------------------------------------------ status, presence

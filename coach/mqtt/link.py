@@ -36,6 +36,27 @@ MAX_INCOMING_BYTES = 1_048_576  # a packet we will read; payloads over 16 kB are
 _AUTH_CODES = frozenset({4, 5, 134, 135})  # MQTT 3.1.1 and 5 "bad credentials"/"not authorized"
 
 
+class SparseQueueFull(logging.Filter):
+    """aiomqtt warns once per message it discards from a full incoming queue: a flood
+    of commands would fill the log. Count them all; let the 1st, 2nd, 4th, 8th... pass."""
+
+    discarded = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "queue is full" not in record.getMessage():
+            return True
+        SparseQueueFull.discarded += 1
+        n = SparseQueueFull.discarded
+        if n & (n - 1):
+            return False
+        record.msg, record.args = f"incoming MQTT queue full: message discarded ({n} so far)", ()
+        return True
+
+
+PAHO_LOG = logging.getLogger("coach.mqtt.paho")
+PAHO_LOG.addFilter(SparseQueueFull())
+
+
 class BrokerAuthError(RuntimeError):
     """The broker refused our credentials, or TLS could not verify the broker."""
 
@@ -135,7 +156,7 @@ def make_client(
         tls_context=tls_context,
         max_queued_incoming_messages=256,
         max_queued_outgoing_messages=256,
-        logger=logging.getLogger("coach.mqtt.paho"),
+        logger=PAHO_LOG,
     )
     _cap_incoming(client)
     return client

@@ -2,9 +2,12 @@
 
 :class:`RemoteSession` has the surface a view uses of a local session: ``.states``
 (a :class:`~coach.bus.Bus` of :class:`SessionState`), ``.command(cmd)``, ``.clock`` and
-``.t_origin_s``. States are rebuilt on the local clock: ``t_origin_s`` is chosen at the
-first state so that ``clock.now()`` and a state's ``t_s`` agree to within the network
-latency, so the orb's trajectory animates locally exactly as it would in-process.
+``.t_origin_s``. States keep the room's session time (``t_origin_s`` is 0: a state's
+``t_s`` is seconds since the session started), whatever the room's speed; the view's
+``clock`` is derived from them (:class:`StateClock`): the newest state's time, run on
+at the room's measured speed, so the orb's trajectory animates locally as it would
+in-process, and a room at ``--speed 5`` draws as it does at 1x. ``wall`` is the local
+clock, for the link and for how old the newest state is (``state_age_s``).
 
 The bridge sends only the newest state (at most 12 a second), so the state that carried
 a marker may never arrive; markers come reliably on their own topic (QoS 1). Each marker
@@ -30,7 +33,6 @@ from coach.mqtt.link import (
     Backoff,
     LinkHealth,
     checked,
-    clock_speed,
     keep_connected,
     make_client,
 )
@@ -39,7 +41,9 @@ from coach.types import Command, Marker, SessionState
 
 log = logging.getLogger(__name__)
 
-RESYNC_S = 2.0  # re-anchor local time when the remote clock jumps by more (wall seconds)
+RESTART_S = 2.0  # session seconds a state may run back in time before it means a restart
+SPEED_WINDOW_S = 4.0  # wall seconds of states the room's speed is measured over
+COAST_S = 1.0  # wall seconds the view's clock runs on past the newest state, then stops
 COMMAND_TTL_S = 10.0  # a command queued during an outage is dropped after this
 COMMAND_BACKLOG = 16
 MARKERS_REMEMBERED = 256  # markers recognised when they arrive a second time
@@ -53,9 +57,58 @@ class RemoteStats:
     bad_messages: int = 0
     commands_sent: int = 0
     commands_expired: int = 0
-    resyncs: int = 0
+    resyncs: int = 0  # the room's session time ran back (a restarted room)
     restarts: int = 0  # the room's session id changed: a new session was followed
     states_backwards: int = 0  # dropped: earlier than the last state of the same session
+
+
+class StateClock:
+    """Session time as a remote view sees it: the newest state's ``t_s``, run on at the
+    room's speed (measured over the last :data:`SPEED_WINDOW_S` of states) for at most
+    :data:`COAST_S` wall seconds; it never runs back, except when the room restarts."""
+
+    def __init__(self, wall: Clock) -> None:
+        self.wall = wall
+        self.speed = 1.0
+        self._seen: deque[tuple[float, float]] = deque()  # (wall s, session t_s)
+        self._shown = -math.inf
+
+    def observe(self, t_s: float) -> bool:
+        """Take a state's time; True if it ran back (a restart: the clock starts over)."""
+        w = self.wall.now()
+        restart = bool(self._seen) and t_s < self._seen[-1][1] - RESTART_S
+        if restart:
+            self._seen.clear()
+            self._shown = -math.inf
+        self._seen.append((w, t_s))
+        while len(self._seen) > 2 and self._seen[0][0] < w - SPEED_WINDOW_S:
+            self._seen.popleft()
+        (w0, t0), (w1, t1) = self._seen[0], self._seen[-1]
+        if w1 - w0 >= 0.5 and t1 > t0:
+            self.speed = (t1 - t0) / (w1 - w0)
+        return restart
+
+    def restart(self) -> None:
+        """A new session: forget the old one's times."""
+        self._seen.clear()
+        self._shown = -math.inf
+
+    def now(self) -> float:
+        if not self._seen:
+            return 0.0
+        w_last, t_last = self._seen[-1]
+        ahead = min(max(0.0, self.wall.now() - w_last), COAST_S)
+        self._shown = max(self._shown, t_last + ahead * self.speed)
+        return self._shown
+
+    async def sleep_until(self, t_s: float) -> None:
+        await self.sleep(t_s - self.now())
+
+    async def sleep(self, dt_s: float) -> None:
+        await self.wall.sleep(max(0.0, dt_s) / self.speed)
+
+    def run(self, main: Any) -> Any:
+        return self.wall.run(main)
 
 
 class RemoteSession:
@@ -75,7 +128,8 @@ class RemoteSession:
         if room is None:
             raise ValueError("a remote session needs a room (in the URL path or --room)")
         self.url, self.room = url, check_room(room)
-        self.clock: Clock = clock or RealClock()
+        self.wall: Clock = clock or RealClock()
+        self.clock = StateClock(self.wall)
         self.states: Bus[SessionState] = Bus()
         self.markers: Bus[Marker] = Bus()
         self.statuses: dict[str, dict[str, Any]] = {}
@@ -83,7 +137,7 @@ class RemoteSession:
         self.t_origin_s = 0.0
         self.stats = RemoteStats()
         self.health = LinkHealth()
-        self._synced = False
+        self.last_state_wall_s: float | None = None  # when the newest state arrived
         self.session_id: str | None = None  # of the room's session being followed
         self._last_rel_s = -math.inf  # its latest state time (relative to its start)
         self._backoff = backoff
@@ -97,6 +151,19 @@ class RemoteSession:
         """Whether the room says it accepts remote commands."""
         return bool(self.presence and self.presence.get("online") and self.presence.get("control"))
 
+    @property
+    def room_online(self) -> bool | None:
+        """What the room's retained presence says (its last will: False); None unknown."""
+        if self.presence is None:
+            return None
+        return bool(self.presence.get("online"))
+
+    def state_age_s(self) -> float | None:
+        """Wall seconds since the newest state arrived; None before the first."""
+        if self.last_state_wall_s is None:
+            return None
+        return self.wall.now() - self.last_state_wall_s
+
     def command(self, cmd: Command) -> None:
         """Queue ``cmd`` for the room's control topic; never blocks.
 
@@ -106,7 +173,7 @@ class RemoteSession:
             codec.parse_control(codec.dumps(codec.command_to_json(cmd)))
         except (codec.PayloadError, TypeError) as exc:
             raise ValueError(f"command cannot be sent: {exc}") from None
-        self._commands.append((self.clock.now(), cmd))
+        self._commands.append((self.wall.now(), cmd))
         self._command_ready.set()
 
     async def run(self) -> None:
@@ -120,7 +187,7 @@ class RemoteSession:
             new_client,
             self._serve,
             url=self.url,
-            clock=self.clock,
+            clock=self.wall,
             health=self.health,
             backoff=self._backoff(),
         )
@@ -176,12 +243,13 @@ class RemoteSession:
             self.markers.publish(marker)
 
     def _on_state(self, obj: dict[str, Any]) -> None:
-        first = codec.state_from_json(obj, 0.0)  # validate fully before touching time
-        rel, session_id = first.t_s, first.session_id
+        state = codec.state_from_json(obj, 0.0)  # validated fully before touching time
+        rel, session_id = state.t_s, state.session_id
         if self.session_id is not None and session_id != self.session_id:
             self.stats.restarts += 1  # the room restarted (or a new session began there)
             log.info("mqtt-view[%s]: the room started a new session; following it", self.room)
-            self._synced, self._last_rel_s = False, -math.inf
+            self._last_rel_s = -math.inf
+            self.clock.restart()
         elif rel < self._last_rel_s:
             n = self.stats.states_backwards = self.stats.states_backwards + 1
             if n & (n - 1) == 0:  # 1st, 2nd, 4th...: a flood cannot fill the log
@@ -189,17 +257,14 @@ class RemoteSession:
                             "same session (%d so far)", self.room, n)
             return
         self.session_id, self._last_rel_s = session_id, rel
-        now = self.clock.now()
-        resync_s = RESYNC_S * clock_speed(self.clock)  # wall seconds on a sped-up clock
-        if not self._synced or abs(now - (self.t_origin_s + rel)) > resync_s:
-            if self._synced:
-                self.stats.resyncs += 1
-            self.t_origin_s = now - rel
-            self._synced = True
-        state = codec.state_from_json(obj, self.t_origin_s)
+        if self.clock.observe(rel):
+            self.stats.resyncs += 1
+            log.info("mqtt-view[%s]: the room's session time ran back: a new session",
+                     self.room)
+        self.last_state_wall_s = self.wall.now()
         if state.markers or self._markers_due:
             fresh = [raw for raw in obj.get("markers", []) if self._first_sight(raw)]
-            markers = tuple(codec.marker_from_json(raw, self.t_origin_s)
+            markers = tuple(codec.marker_from_json(raw, 0.0)
                             for raw in (*self._markers_due, *fresh))
             state = replace(state, markers=markers)
             self._markers_due.clear()
@@ -220,7 +285,7 @@ class RemoteSession:
             await self._command_ready.wait()
             while self._commands:
                 t_s, cmd = self._commands[0]
-                if self.clock.now() - t_s > COMMAND_TTL_S:
+                if self.wall.now() - t_s > COMMAND_TTL_S:
                     self.stats.commands_expired += 1
                 else:
                     payload = codec.dumps(codec.command_to_json(cmd))
