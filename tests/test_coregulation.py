@@ -125,13 +125,13 @@ def test_anchor_switches_only_after_a_clear_sustained_lead() -> None:
 
 def test_without_a_lead_by_the_margin_nobody_anchors_and_the_orb_follows_the_couple() -> None:
     reg = CoRegulator(0.0)
-    both = {"A": PartnerState("A", "ok", rate_bpm=8.0, calm=0.53),
-            "B": PartnerState("B", "ok", rate_bpm=14.0, calm=0.5)}
+    both = {"A": PartnerState("A", "ok", rate_bpm=8.0, calm=0.53, trusted=True),
+            "B": PartnerState("B", "ok", rate_bpm=14.0, calm=0.5, trusted=True)}
     for t in range(0, 600):
         s = reg.update(float(t), both)
     assert reg.anchor is None and s is not None
     assert s.rate_bpm == pytest.approx(11.0) and not s.holding  # the couple's mean
-    both["A"] = PartnerState("A", "ok", rate_bpm=8.0, calm=0.7)  # now A leads clearly
+    both["A"] = PartnerState("A", "ok", rate_bpm=8.0, calm=0.7, trusted=True)  # A leads
     for t in range(600, 700):
         s = reg.update(float(t), both)
     assert reg.anchor == "A" and s is not None and s.rate_bpm < 11.0
