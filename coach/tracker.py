@@ -149,7 +149,9 @@ class PartnerTracker:
         self.talking = self.talk.talking(t_s, regularity)
         if not self.talking:  # speech changes breathing and heart: calm holds meanwhile
             self.calm.update(t_s, Features(hr, self.rmssd, rate, regularity))
-        self.alert.update(t_s, self.heart.hr_recent_bpm(t_s, ALERT_HR_WINDOW_S), rate)
+        # at least one whole breath, so a slow breath's RSA swing is averaged out
+        window = max(ALERT_HR_WINDOW_S, 60.0 / rate) if rate else ALERT_HR_WINDOW_S
+        self.alert.update(t_s, self.heart.hr_recent_bpm(t_s, window), rate)
 
     def _slow_figures(self, t_s: float) -> None:
         """RSA amplitude and coherence, every COHERENCE_EVERY_S seconds."""
