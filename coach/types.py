@@ -228,6 +228,7 @@ class PartnerState:
     confidence: float | None = None  # [0, 1], of the breathing rate (coach/breath.py)
     trusted: bool = False  # confidence has held the gate for 30 s: the pacer may follow
     sources_disagree: bool = False  # chest motion and heart rate disagree on the rate
+    status_reason: str = ""  # why the strap is not ok, one line ("attempt 3: timed out")
     talking: bool | None = None  # speech now (coach.talk); None = cannot tell
 
     def __post_init__(self) -> None:
@@ -256,6 +257,7 @@ class PartnerState:
             "confidence": finite_or_none(self.confidence, 3),
             "trusted": self.trusted,
             "sources_disagree": self.sources_disagree,
+            "status_reason": self.status_reason,
             "talking": self.talking,
         }
 
