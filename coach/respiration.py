@@ -741,6 +741,12 @@ class BreathWindow:
             else:  # no clear lag: the long-term sign at the prior lag, if it is not weak
                 k = int(np.argmin(np.abs(LAG_GRID_S - SIGN_PRIOR_LAG_S)))
                 against = held * c[k] <= -FLIP_MIN
+            # a lag moves with the rate (the couple converging, a partner slowing down);
+            # the shape does not: while the recent shape clearly agrees with the held
+            # sign, a changed lag is no evidence of a turned strap (without this veto
+            # the two kinds of evidence took turns flipping the sign)
+            if shape_known and held * skew_short >= SKEW_MIN:
+                against = False
         else:
             against = shape_known and -held * skew_short >= SKEW_MIN
         # sure long-term evidence of the shape against the held sign (an early decision
