@@ -39,6 +39,7 @@ class PartnerTracker:
         self.rmssd: float | None = None
         self.condition: StrapCondition = "connecting"
         self._reported: StrapCondition | None = None  # the driver's last word on the link
+        self.reason = ""  # why the strap is not ok (the driver's note, or the watchdog's)
         self.battery_pct: int | None = None
         self.last_data_s: float | None = None
         self.events = 0
@@ -53,6 +54,7 @@ class PartnerTracker:
             if condition == "connecting" and self.condition == "lost":
                 condition = "lost"  # reconnecting to a strap we had: it is still lost
             self._reported = event.condition
+            self.reason = "" if event.condition == "ok" else event.note
             if condition == "ok":
                 self.last_data_s = event.t_s  # the silence watchdog starts afresh
             self._set_condition(condition)
@@ -62,6 +64,7 @@ class PartnerTracker:
         self.last_data_s = max(self.last_data_s or event.t_s, _end_time(event))
         if self.condition in ("connecting", "lost") and self._reported in (None, "ok"):
             self._set_condition("ok")  # data flows again (frames still in flight do not count)
+            self.reason = ""
         if isinstance(event, AccChunk):
             self.breath.push_acc(event)
         elif isinstance(event, HeartRate):
@@ -92,8 +95,10 @@ class PartnerTracker:
             and t_s - self.last_data_s > STRAP_SILENT_S
         ):
             self._set_condition("lost")
+            self.reason = f"no data for {t_s - self.last_data_s:.0f} s"
         if self.condition != "ok":
-            return PartnerState(self.label, self.condition, battery_pct=self.battery_pct)
+            return PartnerState(self.label, self.condition, battery_pct=self.battery_pct,
+                                status_reason=self.reason)
         est = self.breath.estimate(t_s)
         hr = self.heart.hr_bpm()
         if self._second_due_s is None or t_s >= self._second_due_s:

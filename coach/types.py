@@ -226,6 +226,7 @@ class PartnerState:
     confidence: float | None = None  # [0, 1], of the breathing rate (coach/breath.py)
     trusted: bool = False  # confidence has held the gate for 30 s: the pacer may follow
     sources_disagree: bool = False  # chest motion and heart rate disagree on the rate
+    status_reason: str = ""  # why the strap is not ok, one line ("attempt 3: timed out")
 
     def __post_init__(self) -> None:
         _check_label(self.label)
@@ -253,6 +254,7 @@ class PartnerState:
             "confidence": finite_or_none(self.confidence, 3),
             "trusted": self.trusted,
             "sources_disagree": self.sources_disagree,
+            "status_reason": self.status_reason,
         }
 
 

@@ -71,8 +71,16 @@ def parse_heart_rate_measurement(data: bytes | bytearray) -> HeartRateMeasuremen
     ------
     MalformedFrame
         If the value is shorter than its flags announce, an RR field is cut in half,
-        or an RR interval is zero. Reserved flag bits 5-7 are ignored, as the
-        specification asks of receivers.
+        or the RR flag is set but no RR interval follows (Nordic's reading of the
+        specification: the flag promises at least one). Reserved flag bits 5-7 are
+        ignored, as the specification asks of receivers.
+
+    Notes
+    -----
+    RR intervals are reported as sent, 0 included (as the Polar BLE SDK and
+    blevalueparser do): an impossible interval is for the caller to drop
+    (:class:`drivers.strap.Strap` counts and drops it), not a reason to lose the
+    frame's heart rate.
     """
     buf = bytes(data)
     if not buf:
@@ -96,9 +104,9 @@ def parse_heart_rate_measurement(data: bytes | bytearray) -> HeartRateMeasuremen
         rest = buf[pos:]
         if len(rest) % 2:
             raise MalformedFrame(f"odd number of RR bytes: {buf.hex()}")
+        if not rest:
+            raise MalformedFrame(f"RR flag set but no RR interval: {buf.hex()}")
         units = [int.from_bytes(rest[i : i + 2], "little") for i in range(0, len(rest), 2)]
-        if any(u == 0 for u in units):
-            raise MalformedFrame(f"zero RR interval: {buf.hex()}")
         rr = tuple(rr_ms_from_units(u) for u in units)
     elif len(buf) > pos:
         raise MalformedFrame(f"{len(buf) - pos} unexpected trailing bytes: {buf.hex()}")

@@ -11,7 +11,7 @@ from bleak.backends.scanner import BaseBleakScanner
 from drivers import StrapError
 from drivers.hrs import HEART_RATE_SERVICE
 from drivers.pmd import PMD_SERVICE
-from drivers.strap import BLE_ERRORS, translate_error
+from drivers.strap import translate_error
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ async def scan(timeout_s: float = 5.0, *,
     """
     try:
         found = await BleakScanner.discover(timeout_s, return_adv=True, backend=backend)
-    except BLE_ERRORS as exc:
+    except Exception as exc:  # anything bleak raises, never CancelledError
         raise translate_error(exc, "scan") from exc
     out = []
     for device, adv in found.values():

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from bleak import BleakClient
 from bleak.backends.client import BaseBleakClient
-from bleak.exc import BleakBluetoothNotAvailableError, BleakError
+from bleak.exc import BleakBluetoothNotAvailableError, BleakDBusError, BleakError
 
 from coach.types import (
     AccChunk,
@@ -53,20 +53,54 @@ def connect_lock() -> asyncio.Lock:
     return lock
 
 
+MAX_REASON_CHARS = 160
+NO_BLUEZ = "org.freedesktop.DBus.Error.ServiceUnknown"  # the system bus has no org.bluez
+
+
+def one_line(exc: BaseException) -> str:
+    """A short one-line reason for an error from bleak, D-Bus or the OS.
+
+    BlueZ's own reasons come first (``le-connection-abort-by-local`` for
+    ``org.bluez.Error.Failed``; ``InProgress: In Progress``); errors bleak was not
+    meant to raise (a ``KeyError`` from inside its BlueZ backend) say so.
+    """
+    if isinstance(exc, BleakDBusError):
+        short = exc.dbus_error.rsplit(".", 1)[-1]
+        details = str(exc.dbus_error_details or "").strip()
+        text = details if short == "Failed" and details else (
+            f"{short}: {details}" if details else short)
+    elif isinstance(exc, TimeoutError):
+        text = "timed out"
+    elif isinstance(exc, BleakError):  # some carry a reason or a code beside the message
+        text = next((a for a in exc.args if isinstance(a, str) and a), type(exc).__name__)
+    elif isinstance(exc, OSError | EOFError):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = f"unexpected {type(exc).__name__} from the Bluetooth stack: {exc}"
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
+
+
 def translate_error(exc: BaseException, address: str) -> StrapError:
-    """Our exception for a bleak or OS error (the boundary of the drivers)."""
-    if isinstance(exc, FileNotFoundError):  # bleak on Linux without the D-Bus system bus
+    """Our exception for any error from bleak or the OS (the boundary of the drivers).
+
+    Every ``Exception`` becomes a :class:`StrapError` with a one-line reason;
+    ``CancelledError`` and other ``BaseException`` are never passed here.
+    """
+    if isinstance(exc, StrapError):
+        return exc
+    if isinstance(exc, FileNotFoundError | ConnectionRefusedError):  # no D-Bus system bus
         return BluetoothUnavailable(
             "Bluetooth is not available: no D-Bus system bus, so no BlueZ "
             "(is bluetoothd running and an adapter present?)")
+    if isinstance(exc, BleakDBusError) and exc.dbus_error == NO_BLUEZ:
+        return BluetoothUnavailable(
+            "Bluetooth is not available: bluetoothd (org.bluez) is not on the system bus")
     if isinstance(exc, BleakBluetoothNotAvailableError | PermissionError):
-        return BluetoothUnavailable(f"Bluetooth is not available: {exc or type(exc).__name__}")
-    if isinstance(exc, TimeoutError):
-        return StrapLost(f"{address}: timed out")
-    return StrapLost(f"{address}: {exc or type(exc).__name__}")
-
-
-BLE_ERRORS = (BleakError, OSError, TimeoutError, EOFError)
+        return BluetoothUnavailable(f"Bluetooth is not available: {one_line(exc)}")
+    if not isinstance(exc, BleakError | OSError | TimeoutError | EOFError):
+        log.debug("%s: unexpected error from bleak", address, exc_info=exc)
+    return StrapLost(f"{address}: {one_line(exc)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +163,7 @@ class Strap:
         self._link_down = asyncio.Event()
         self._ever_ok = False
         self._silent = False
+        self.zero_rr = 0  # RR intervals of 0 sent by the strap, dropped
 
     # ----------------------------------------------------------------- public
     async def events(self) -> AsyncIterator[StrapEvent]:
@@ -168,24 +203,39 @@ class Strap:
             raise
 
     async def _supervise(self) -> None:
-        attempt = 0
+        attempt = 0  # backoff exponent
+        failures, reason = 0, ""  # failed attempts since the strap was last ok, and why
+        client: BleakClient | None = None
         while True:
-            self._status("connecting")
-            client = BleakClient(self.address, disconnected_callback=self._on_disconnect,
-                                 timeout=self.config.connect_timeout_s, backend=self.backend)
+            self._status("connecting", f"attempt {failures + 1}: {reason}" if reason else "")
             try:
+                client = BleakClient(self.address, disconnected_callback=self._on_disconnect,
+                                     timeout=self.config.connect_timeout_s, backend=self.backend)
                 await self._session(client)
-            except StrapLost as exc:
-                attempt = 0 if self._condition in ("ok", "no-contact") else attempt + 1
-                self._status("lost", str(exc))  # reported before the slow teardown
-            except BluetoothUnavailable:
+            except BluetoothUnavailable as exc:
                 if not self._ever_ok:
                     raise
-                attempt += 1
-                self._status("lost", "Bluetooth unavailable")
+                attempt, failures, reason = attempt + 1, failures + 1, self._reason(exc)
+                self._status("lost", reason)
+            except StrapError as exc:
+                was_ok = self._condition in ("ok", "no-contact")
+                attempt = 0 if was_ok else attempt + 1
+                failures, reason = (0 if was_ok else failures + 1), self._reason(exc)
+                self._status("lost", reason)  # reported before the slow teardown
+            except Exception as exc:  # BleakClient() itself: the boundary holds there too
+                err = translate_error(exc, self.address)
+                if isinstance(err, BluetoothUnavailable) and not self._ever_ok:
+                    raise err from exc
+                attempt, failures, reason = attempt + 1, failures + 1, self._reason(err)
+                self._status("lost", reason)
             finally:
-                await self._teardown(client)
+                if client is not None:
+                    await self._teardown(client)
+                client = None
             await self.clock.sleep(self._backoff(attempt))
+
+    def _reason(self, exc: BaseException) -> str:
+        return str(exc).removeprefix(f"{self.address}: ")
 
     def _backoff(self, attempt: int) -> float:
         cfg = self.config
@@ -199,12 +249,19 @@ class Strap:
             async with connect_lock():
                 async with asyncio.timeout(self.config.connect_timeout_s):
                     await client.connect()
+            # bleak retries BlueZ's le-connection-abort-by-local inside connect(), reporting
+            # each aborted try as a disconnect: only a drop after connect() counts
+            self._link_down = asyncio.Event()
+            if not client.is_connected:
+                raise StrapLost(f"{self.address}: disconnected while connecting")
             self.connects += 1
             await self._arm(client)
             self._ever_ok = True
             self._status("ok")
             await self._watch()
-        except BLE_ERRORS as exc:
+        except StrapError:
+            raise
+        except Exception as exc:  # anything bleak raises, never CancelledError
             raise translate_error(exc, self.address) from exc
 
     def _on_disconnect(self, _client: BleakClient) -> None:
@@ -228,13 +285,11 @@ class Strap:
         for kind in (*kinds, None):
             try:
                 async with asyncio.timeout(self.config.command_timeout_s):
-                    if not client.is_connected:
-                        break
-                    if kind is None:
-                        await client.disconnect()
-                    else:
+                    if kind is None:  # also on a dropped link: bleak's BlueZ backend
+                        await client.disconnect()  # closes its D-Bus connection only here
+                    elif client.is_connected:
                         await self._request(client, pmd.build_stop_request(kind))
-            except (*BLE_ERRORS, StrapError) as exc:
+            except Exception as exc:  # a dead link cannot be stopped politely
                 log.debug("%s: teardown: %r", self.address, exc)
 
     # ----------------------------------------------------------------- arming
@@ -242,6 +297,8 @@ class Strap:
         services = client.services
         self._dater.reset()
         self._last_rx_s = self.clock.now()
+        if services.get_characteristic(hrs.HEART_RATE_MEASUREMENT) is None:
+            raise StrapLost(f"{self.address}: no heart-rate service on this device")
         if services.get_characteristic(hrs.BATTERY_LEVEL) is not None:
             try:
                 self._battery = hrs.parse_battery_level(
@@ -303,6 +360,8 @@ class Strap:
                 self.address, self.label, what, n, exc)
 
     def _on_control(self, _char: Any, data: bytearray) -> None:
+        if data and data[0] == pmd.FEATURES_HEADER:
+            return  # our read of the features, echoed as a notification by BlueZ
         if data and data[0] == pmd.DEVICE_STOPPED:
             log.warning("%s: strap stopped PMD streams %s", self.address, bytes(data[1:]).hex())
             return
@@ -318,9 +377,15 @@ class Strap:
         except MalformedFrame as exc:
             self._count_malformed("heart rate", exc)
             return
-        beats = self._dater.date(m.rr_ms, now)
+        rr = tuple(r for r in m.rr_ms if r > 0)
+        if len(rr) < len(m.rr_ms):  # an impossible interval: drop it, keep the heart rate
+            self.zero_rr += len(m.rr_ms) - len(rr)
+            level = logging.WARNING if self.zero_rr <= 3 else logging.DEBUG
+            log.log(level, "%s [%s]: RR interval of 0 dropped (%d so far): %s",
+                    self.address, self.label, self.zero_rr, bytes(data).hex())
+        beats = self._dater.date(rr, now)
         self.received["hr"] += 1
-        self._queue.put_nowait(HeartRate(now, self.label, float(m.hr_bpm), m.rr_ms, beats,
+        self._queue.put_nowait(HeartRate(now, self.label, float(m.hr_bpm), rr, beats,
                                          m.contact))
         if m.contact is False and self._condition == "ok":
             self._status("no-contact")

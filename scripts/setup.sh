@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 quiet() { grep -v "^WARNING: Location" || true; }  # pip's notes about absent local mirrors
 # chromium: the report test renders `coach report` pages in a real headless browser
-DEB_PACKAGES=(mosquitto xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0
-              libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3 fonts-dejavu-core openssl
-              chromium)
+# dbus-daemon: the simulated BlueZ of tests/test_bluez.py runs on a private bus
+DEB_PACKAGES=(mosquitto dbus-daemon xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0
+              libxkbcommon-x11-0 libegl1 libgl1 libxkbcommon0 libfontconfig1 libdbus-1-3
+              fonts-dejavu-core openssl chromium)
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     missing=()

@@ -182,12 +182,13 @@ class Mosquitto:
 
 
 def sample_state(t_s: float, k: int = 0, *, labels: tuple[str, ...] = ("A", "B"),
-                 status: str = "ok", markers: tuple[Marker, ...] = ()) -> SessionState:
+                 status: str = "ok", markers: tuple[Marker, ...] = (),
+                 status_reason: str = "") -> SessionState:
     partners = {
         lab: PartnerState(label=lab, status=status,  # type: ignore[arg-type]
                           rate_bpm=7.0 + i, phase=(0.3 * k + i) % (2 * math.pi), breath=0.1,
                           hr_bpm=70.0 + i, rmssd_ms=40.0, calm=0.5, source="acc",
-                          quality=0.8, battery_pct=90 - i)
+                          quality=0.8, battery_pct=90 - i, status_reason=status_reason)
         for i, lab in enumerate(labels)
     }
     pacer = PacerState(t0_s=t_s - 0.05, phase0=(0.2 * k) % (2 * math.pi), rate_bpm=6.5)
@@ -204,6 +205,7 @@ class FakeSession:
         self.t_origin_s = 0.0
         self.commands: list[Command] = []
         self.status = "ok"
+        self.status_reason = ""
         self._sinks: list[Callable[[Any], None]] = []
 
     def add_sink(self, fn: Callable[[Any], None]) -> None:
@@ -223,7 +225,8 @@ class FakeSession:
             k += 1
             await self.clock.sleep_until(self.t_origin_s + k / rate_hz)
             self.states.publish(sample_state(self.clock.now(), k, labels=self.labels,
-                                             status=self.status))
+                                             status=self.status,
+                                             status_reason=self.status_reason))
 
 
 async def poll_until(pred: Callable[[], bool], timeout_s: float, step_s: float = 0.02) -> None:

@@ -46,7 +46,9 @@ def test_polar_h10_style_notification() -> None:
 
 
 @pytest.mark.parametrize("data", [
-    b"", b"\x01\x40", b"\x08\x40\x01", b"\x10\x40\x01", b"\x10\x40\x00\x00", b"\x00\x40\x00",
+    b"", b"\x01\x40", b"\x08\x40\x01", b"\x10\x40\x01", b"\x00\x40\x00",
+    b"\x10\x40",  # RR flag set, no RR interval: invalid in Nordic's reading of the spec
+    b"\x18\x40\x10\x00",  # the same after an energy field
 ])
 def test_malformed(data: bytes) -> None:
     with pytest.raises(MalformedFrame):
@@ -72,3 +74,28 @@ def test_battery() -> None:
     assert parse_battery_level(b"\x57") == 87
     with pytest.raises(MalformedFrame):
         parse_battery_level(b"\x65")
+
+
+# Peer test vectors with an RR interval of 0. Each peer reports the frame, RR 0 included;
+# dropping the impossible interval is the driver's job (tests/test_bluez.py), not the parser's.
+ZERO_RR_PEER_FRAMES = [
+    # polarofficial/polar-ble-sdk, sources/Android/android-communications/library/src/test/
+    # java/com/polar/androidcommunications/api/ble/model/gatt/client/BleHrClientTest.kt,
+    # `rr interval`, measurementFrame3: uint16 HR 0, one RR of 0
+    (bytes([0x11, 0x00, 0x00, 0x00, 0x00]), 0, (0,)),
+    # polarofficial/polar-ble-sdk, sources/iOS/ios-communications/Tests/
+    # iOSCommunicationsTests/BleHrClientTest.swift, testRRinterval, third frame
+    (bytes([0x10, 0x00, 0x00, 0x00]), 0, (0,)),
+    # eisaev/blevalueparser, tests/heartratemeasurementtest.cpp, HR8_RR9: 170 bpm, nine RR
+    (bytes([0x10, 0xAA, 0x00, 0x00, 0x01, 0x00, 0x02, 0x00, 0x03, 0x00, 0xF3, 0x03,
+            0xFC, 0xFF, 0xFD, 0xFF, 0xFE, 0xFF, 0xFF, 0xFF]),
+     170, (0x0000, 0x0001, 0x0002, 0x0003, 0x03F3, 0xFFFC, 0xFFFD, 0xFFFE, 0xFFFF)),
+]
+
+
+@pytest.mark.parametrize(("data", "hr", "rr_units"), ZERO_RR_PEER_FRAMES)
+def test_zero_rr_peer_frames_parse_as_sent(data: bytes, hr: int, rr_units: tuple[int, ...]) -> None:
+    m = parse_heart_rate_measurement(data)
+    assert m.hr_bpm == hr
+    assert m.rr_ms == tuple(u * 1000 / 1024 for u in rr_units)
+    assert m.rr_ms[0] == 0.0

@@ -161,3 +161,18 @@ def test_rounded_phase_near_two_pi_is_wrapped() -> None:
 def test_bad_states_are_refused(bad: dict) -> None:
     with pytest.raises(PayloadError):
         state_from_json(bad, 0.0)
+
+
+def test_strap_status_reason_travels_in_state_and_status() -> None:
+    from coach.mqtt.codec import status_payload
+
+    p = PartnerState("B", status="lost", status_reason="attempt 3: le-connection-abort-by-local")
+    back = state_from_json(SessionState(2.0, {"B": p}).to_json(0.0), 0.0).partners["B"]
+    assert (back.status, back.status_reason) == ("lost", "attempt 3: le-connection-abort-by-local")
+    status = status_payload(p, "B", {})
+    assert (status["status"], status["status_reason"]) == (
+        "lost", "attempt 3: le-connection-abort-by-local")
+    older = state_from_json({"t_s": 1, "partners": {"A": {"status": "ok"}}}, 0.0)
+    assert older.partners["A"].status_reason == ""  # a state from before the field
+    with pytest.raises(PayloadError):
+        state_from_json({"t_s": 1, "partners": {"A": {"status_reason": "x" * 201}}}, 0.0)

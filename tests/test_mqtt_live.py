@@ -86,6 +86,21 @@ async def test_subscriber_gets_states_statuses_and_markers(broker: BrokerHandle)
     assert marker["kind"] == "rupture" and marker["note"] == "raised voices"
 
 
+async def test_retained_status_follows_the_strap_status_reason(broker: BrokerHandle) -> None:
+    """A new reason (the next attempt) re-publishes the retained status, status unchanged."""
+    session = FakeSession()
+    session.status, session.status_reason = "lost", "attempt 2: le-connection-abort-by-local"
+    bridge = MqttBridge(session, broker.url(), ROOM, backoff=fast_backoff)
+    async with running(session, bridge):
+        await poll_until(lambda: bridge.stats.states_published >= 3, 5.0)
+        session.status_reason = "attempt 3: le-connection-abort-by-local"
+        await poll_until(lambda: bridge.stats.states_published >= 6, 5.0)
+        got = await collect(broker, f"coach/v1/{ROOM}/status/A", 1)
+    body = json.loads(got[0].payload)
+    assert (body["status"], body["status_reason"]) == (
+        "lost", "attempt 3: le-connection-abort-by-local")
+
+
 async def test_state_rate_is_at_least_two_per_second(broker: BrokerHandle) -> None:
     session = FakeSession()
     bridge = MqttBridge(session, broker.url(), ROOM, backoff=fast_backoff)

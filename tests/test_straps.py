@@ -9,6 +9,7 @@ Everything runs on :class:`coach.clock.VirtualClock`: no wall-clock sleeps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 from collections import Counter
@@ -17,12 +18,20 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from bleak import BleakScanner
+from bleak.exc import (
+    BleakBluetoothNotAvailableError,
+    BleakBluetoothNotAvailableReason,
+    BleakDBusError,
+    BleakDeviceNotFoundError,
+    BleakGATTProtocolError,
+    BleakGATTProtocolErrorCode,
+)
 
 from coach.clock import VirtualClock
 from coach.types import AccChunk, EcgChunk, HeartRate, StrapEvent, StrapStatus
-from drivers import BluetoothUnavailable
+from drivers import BluetoothUnavailable, StrapLost
 from drivers.scan import scan
-from drivers.strap import Strap, StrapConfig
+from drivers.strap import Strap, StrapConfig, one_line, translate_error
 from sims.straps import SimFaults, SimRadio, SimStrapSpec
 
 
@@ -187,3 +196,128 @@ def test_no_bluetooth_stack_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
 
     with pytest.raises(BluetoothUnavailable, match="Bluetooth"):
         clock.run(main())
+
+
+def _broken(radio: SimRadio, where: str, exc: Exception) -> type:
+    """The simulated backend, raising ``exc`` from ``connect`` or ``start_notify``."""
+
+    class Broken(radio.client_backend):  # type: ignore[name-defined, misc]
+        async def connect(self, pair: bool = False, **kwargs: object) -> None:
+            if where == "connect":
+                raise exc
+            await super().connect(pair, **kwargs)
+
+        async def start_notify(self, char: object, callback: object, **kwargs: object) -> None:
+            if where == "notify":
+                raise exc
+            await super().start_notify(char, callback, **kwargs)
+
+    return Broken
+
+
+@pytest.mark.parametrize(("where", "exc", "reason"), [
+    ("connect", KeyError("Roles"), "unexpected KeyError from the Bluetooth stack: 'Roles'"),
+    ("notify", AttributeError("'NoneType' object has no attribute 'obj'"),
+     "unexpected AttributeError from the Bluetooth stack: 'NoneType' object has no "
+     "attribute 'obj'"),
+])
+def test_any_error_from_the_backend_becomes_a_status_reason(where: str, exc: Exception,
+                                                            reason: str) -> None:
+    """Not only BleakError: whatever the backend raises is a lost link with a one-line
+    reason, retried with a growing attempt count, never an exception out of the driver."""
+    clock = VirtualClock()
+    spec = SimStrapSpec("AA:00:00:00:00:07", "Polar H10 7", Wearer(7))
+
+    async def main() -> list[StrapStatus]:
+        radio = SimRadio(clock, [spec])
+        strap = Strap(spec.address, "A", clock, backend=_broken(radio, where, exc),
+                      rng=random.Random(0))
+        out: list[StrapStatus] = []
+        async with contextlib.aclosing(strap.events()) as events:
+            async for ev in events:
+                if isinstance(ev, StrapStatus):
+                    out.append(ev)
+                if len(out) == 7:
+                    return out
+        return out
+
+    statuses = [(s.condition, s.note) for s in clock.run(main())]
+    assert statuses == [("connecting", ""), ("lost", reason),
+                        ("connecting", f"attempt 2: {reason}"), ("lost", reason),
+                        ("connecting", f"attempt 3: {reason}"), ("lost", reason),
+                        ("connecting", f"attempt 4: {reason}")]
+
+
+def test_cancelling_a_strap_is_never_swallowed() -> None:
+    """A consumer cancelled while bleak is connecting: the cancellation goes through."""
+    clock = VirtualClock()
+    spec = SimStrapSpec("AA:00:00:00:00:08", "Polar H10 8", Wearer(8))
+
+    async def main() -> bool:
+        radio = SimRadio(clock, [spec])
+        gate = asyncio.Event()
+
+        class Hanging(radio.client_backend):  # type: ignore[name-defined, misc]
+            async def connect(self, pair: bool = False, **kwargs: object) -> None:
+                gate.set()
+                await asyncio.Event().wait()
+
+        strap = Strap(spec.address, "A", clock, backend=Hanging)
+
+        async def consume() -> None:
+            async for _ in strap.events():
+                pass
+
+        task = asyncio.create_task(consume())
+        await gate.wait()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return task.cancelled()
+
+    assert clock.run(main())
+
+
+def test_scan_turns_any_backend_error_into_a_strap_error() -> None:
+    from drivers import StrapError
+
+
+    class BrokenScanner(SimRadio(VirtualClock(), []).scanner_backend):  # type: ignore[misc]
+        async def start(self) -> None:
+            raise KeyError("Roles")
+
+    with pytest.raises(StrapError) as err:
+        asyncio.run(scan(0.1, backend=BrokenScanner))
+    assert str(err.value) == "scan: unexpected KeyError from the Bluetooth stack: 'Roles'"
+
+
+@pytest.mark.parametrize(("exc", "reason"), [
+    (BleakDBusError("org.bluez.Error.Failed", ["le-connection-abort-by-local"]),
+     "le-connection-abort-by-local"),
+    (BleakDBusError("org.bluez.Error.InProgress", ["In Progress"]), "InProgress: In Progress"),
+    (BleakDBusError("org.bluez.Error.NotReady", []), "NotReady"),
+    (BleakGATTProtocolError(BleakGATTProtocolErrorCode.WRITE_NOT_PERMITTED),
+     "GATT Protocol Error: Write Not Permitted"),
+    (BleakDeviceNotFoundError("AA:BB", "Device with address AA:BB was not found."),
+     "Device with address AA:BB was not found."),
+    (TimeoutError(), "timed out"),
+    (KeyError("Roles"), "unexpected KeyError from the Bluetooth stack: 'Roles'"),
+    (RuntimeError("line one\nline two"),
+     "unexpected RuntimeError from the Bluetooth stack: line one line two"),
+])
+def test_reasons_are_one_short_line(exc: Exception, reason: str) -> None:
+    assert one_line(exc) == reason
+    lost = translate_error(exc, "AA:BB")
+    assert isinstance(lost, StrapLost) and str(lost) == f"AA:BB: {reason}"
+
+
+@pytest.mark.parametrize("exc", [
+    FileNotFoundError(2, "No such file"), ConnectionRefusedError(111, "Connection refused"),
+    BleakDBusError("org.freedesktop.DBus.Error.ServiceUnknown", ["no org.bluez"]),
+    BleakBluetoothNotAvailableError("No powered Bluetooth adapters found.",
+                                    BleakBluetoothNotAvailableReason.POWERED_OFF),
+])
+def test_no_bluetooth_is_said_once(exc: Exception) -> None:
+    err = translate_error(exc, "scan")
+    assert isinstance(err, BluetoothUnavailable)
+    assert str(err).startswith("Bluetooth is not available: ") and "\n" not in str(err)

@@ -62,6 +62,12 @@ def test_lost_strap_alert_within_two_seconds(dash, stand_in, make_state, qtbot) 
     assert "Partner B" in dash.alert_text()
     assert style.ALERT_COLOR in dash.banner.styleSheet()
     assert "LOST" in dash.panels["B"].strap.text()
+    assert "no heart-rate" not in dash.panels["B"].strap.text()
+    reason = "attempt 2: no heart-rate service on this device"
+    stand_in.states.publish(make_state(t + 0.1, partners={
+        "A": {}, "B": {"status": "lost", "status_reason": reason}}))
+    qtbot.waitUntil(lambda: reason in dash.panels["B"].strap.text(), timeout=2000)
+    assert "LOST" in dash.panels["B"].strap.text()
 
 
 def test_other_alerts(make_state) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import math
 
 import numpy as np
@@ -154,6 +155,7 @@ def strap_text(p: PartnerState) -> str:
     confidence, whether the pacer trusts it, whether chest motion and heart rate disagree)."""
     word, color = _STATUS_TEXT.get(p.status, (p.status, style.INFO_COLOR))
     parts = [f'<span style="color:{color}; font-weight:700">\u25cf {word}</span>']
+
     if p.battery_pct is not None:
         low = p.battery_pct <= style.LOW_BATTERY_PCT
         bat = f"batt {p.battery_pct}%"
@@ -174,4 +176,7 @@ def strap_text(p: PartnerState) -> str:
                      " disagree</span>")
     if p.alert is None:
         parts.append(f'<span style="color:{style.MUTED}">arousal unknown</span>')
-    return " \u00b7 ".join(parts)
+    text = " \u00b7 ".join(parts)
+    if p.status_reason:  # why the strap is not ok: a line of its own
+        text += f'<br><span style="color:{style.INFO_COLOR}">{html.escape(p.status_reason)}</span>'
+    return text

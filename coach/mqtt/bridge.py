@@ -180,7 +180,8 @@ class MqttBridge:
         self._partners[label] = partner
         if label not in self._changed:
             self._start_status_link(tg, label)
-        elif old is None or (old.status, old.battery_pct) != (partner.status, partner.battery_pct):
+        elif old is None or (old.status, old.battery_pct, old.status_reason) != (
+                partner.status, partner.battery_pct, partner.status_reason):
             self._changed[label].set()
 
     def _start_status_link(self, tg: asyncio.TaskGroup, label: str) -> None:

@@ -33,6 +33,7 @@ CONTROL_KINDS = ("pause", "resume", "anchor", "pace", "ratio", "guide", "marker"
 PACE_RANGE_BPM = (3.0, 30.0)  # breaths per minute a remote may ask for
 RATIO_RANGE = (0.2, 5.0)  # inhale/exhale
 STATUS_WORDS = ("ok", "connecting", "lost", "no-contact", "off")
+MAX_REASON_CHARS = 200  # a strap status reason: one line
 _PARTNER_NUMBERS = ("rate_bpm", "phase", "breath", "hr_bpm", "rmssd_ms", "calm", "quality")
 _STATE_KEYS = ("t_s", "partners", "anchor", "pacer", "markers", "receipts", "session_id")
 MAX_ID_CHARS = 64  # a command id
@@ -155,6 +156,8 @@ def partner_from_json(label: str, obj: Any) -> PartnerState:
             alert=alert,
             confidence=confidence,
             **flags,
+            status_reason=_text(obj.get("status_reason", ""), "status_reason",
+                                MAX_REASON_CHARS) or "",
             **nums,  # type: ignore[arg-type]
         )
     except ValueError as exc:
@@ -320,6 +323,7 @@ def status_payload(
         "label": label,
         "status": partner.status if partner is not None else "connecting",
         "battery_pct": partner.battery_pct if partner is not None else None,
+        "status_reason": partner.status_reason if partner is not None else "",
         "online": True,
         **link,
     }

@@ -1,0 +1,455 @@
+"""bleak's real BlueZ backend, end to end, against a simulated BlueZ on a private D-Bus.
+
+``tests/bluez_sim.py`` serves the simulated straps of ``sims.straps`` as ``org.bluez``
+objects on a ``dbus-daemon`` of the test's own; ``coach`` finds it through
+``DBUS_SYSTEM_BUS_ADDRESS``, so bleak runs its Linux code unchanged: ObjectManager,
+discovery, Device1.Connect, ServicesResolved, StartNotify and ``Value`` PropertiesChanged,
+WriteValue on the PMD control point answered by indications.
+
+``coach scan`` and ``coach run`` run as subprocesses in real time (a few seconds each);
+the 60-second sessions (breathing needs that long) and the faults run the same driver
+and session in-process on a sped-up clock shared with the simulated straps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import random
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from bluez_sim import FAILED, IN_PROGRESS, BlueZSim, DBusDaemon
+
+from coach.clock import RealClock
+from coach.commands.run import run_session
+from coach.recording import RecordingReader
+from coach.session import Session
+from coach.types import AccChunk, EcgChunk, HeartRate, PartnerState, SessionState, StrapStatus
+from drivers import hrs
+from drivers.strap import Strap, StrapConfig
+from sims.straps import SimRadio, SimStrapSpec
+from sims.world import World
+
+ROOT = Path(__file__).resolve().parents[1]
+ADDRESSES = {"A": "A0:9E:1A:00:00:01", "B": "A0:9E:1A:00:00:02", "T": "C4:11:22:00:00:03"}
+NAMES = {"A": "Polar H10 SIMA", "B": "Polar H10 SIMB", "T": "HRM-Dual SIMT"}
+
+
+@pytest.fixture
+def system_bus(monkeypatch: pytest.MonkeyPatch) -> Iterator[DBusDaemon]:
+    """A private dbus-daemon standing in for the system bus (bleak's, in and out of process)."""
+    daemon = DBusDaemon()
+    daemon.start()
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", daemon.address)
+    try:
+        yield daemon
+    finally:
+        daemon.kill()
+        gc.collect()  # a D-Bus connection left open shows up here, in its own test
+
+
+class Room:
+    """The triad scenario's people wearing two Polar straps (A, B) and a plain HR strap (T),
+    served by the simulated BlueZ. Beats the straps sensed are kept as the truth."""
+
+    def __init__(self, clock: Any, *, roles: bool = True, seed: int = 5) -> None:
+        self.clock = clock
+        self.world = World("triad", seed, clock)
+        self.beats: dict[str, list[tuple[float, float]]] = {k: [] for k in ADDRESSES}
+        self.phases: dict[str, list[tuple[float, float]]] = {k: [] for k in ADDRESSES}
+        specs = [SimStrapSpec(ADDRESSES[k], NAMES[k], self._tap(k), has_pmd=k != "T", seed=i)
+                 for i, k in enumerate(ADDRESSES)]
+        self.radio = SimRadio(clock, specs)
+        self.bluez = BlueZSim(self.radio, roles=roles)
+
+    def _tap(self, label: str) -> Callable[[float], Any]:
+        take = self.world.signal_source(label)
+
+        def source(t_end_s: float) -> Any:
+            sig = take(t_end_s)
+            if sig is not None:
+                self.beats[label] += zip(sig.beat_t_s.tolist(), sig.rr_ms.tolist(), strict=True)
+            if label in self.world.people:
+                self.phases[label].append((t_end_s, self.world.people[label].phase))
+            return sig
+
+        return source
+
+    def true_hr(self, label: str, t_s: float, window_s: float = 8.0) -> float:
+        rr = [r for t, r in self.beats[label] if t_s - window_s <= t <= t_s]
+        return 60000.0 / float(np.mean(rr))
+
+    def true_breathing(self, label: str, t_s: float, window_s: float = 30.0) -> float:
+        """Breaths per minute the wearer took over the window (from their phase)."""
+        t, phase = np.array([x for x in self.phases[label] if x[0] <= t_s]).T
+        turns = np.unwrap(phase) / (2 * np.pi)
+        k = int(np.searchsorted(t, t[-1] - window_s))
+        return float((turns[-1] - turns[k]) / (t[-1] - t[k]) * 60.0)
+
+
+@contextlib.asynccontextmanager
+async def room(bus: DBusDaemon, clock: Any, **kw: Any) -> AsyncIterator[Room]:
+    r = Room(clock, **kw)
+    await r.bluez.start(bus.address)
+    world = asyncio.create_task(r.world.run(3600.0), name="test.world")
+    try:
+        yield r
+    finally:
+        world.cancel()
+        await asyncio.gather(world, return_exceptions=True)
+        await r.bluez.stop()
+
+
+async def coach(bus: DBusDaemon, *args: str, timeout_s: float = 40.0) -> tuple[int, str, str]:
+    """``coach ARGS`` in a subprocess whose system bus is ``bus``."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "coach.cli", *args, cwd=ROOT, env=bus.env(),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with asyncio.timeout(timeout_s):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    text = err.decode()
+    assert "Traceback" not in text, text
+    return int(proc.returncode or 0), out.decode(), text
+
+
+def warnings_only(err: str) -> list[str]:
+    """stderr lines other than bleak's note that it cannot ask bluetoothctl its version."""
+    return [ln for ln in err.splitlines() if ln and "bluetoothctl not available" not in ln]
+
+
+# ------------------------------------------------------------------ coach scan
+
+
+@pytest.mark.parametrize("roles", [True, False])
+async def test_scan_lists_the_straps(system_bus: DBusDaemon, roles: bool) -> None:
+    """Three straps advertising; with an adapter lacking ``Roles`` (BlueZ < 5.56) bleak
+    raises KeyError inside its backend: one line, no traceback."""
+    async with room(system_bus, RealClock(), roles=roles):
+        rc, out, err = await coach(system_bus, "scan", "--timeout", "1", "--json")
+    if not roles:
+        assert rc == 1 and out == ""
+        assert warnings_only(err) == [
+            "coach scan: scanning failed: scan: unexpected KeyError from the Bluetooth stack: "
+            "'Roles'"]
+        return
+    assert rc == 0, err
+    found = {d["address"]: d for d in map(json.loads, out.splitlines())}
+    assert {(d["name"], d["has_pmd"]) for d in found.values()} == {
+        (NAMES["A"], True), (NAMES["B"], True), (NAMES["T"], False)}
+    assert all(-70 < d["rssi_dbm"] < -50 for d in found.values())
+
+
+async def test_scan_with_the_adapter_off_or_no_bluetoothd(system_bus: DBusDaemon) -> None:
+    rc, out, err = await coach(system_bus, "scan", "--timeout", "1")
+    assert (rc, out) == (3, "") and warnings_only(err) == [
+        "coach scan: Bluetooth is not available: bluetoothd (org.bluez) is not on the "
+        "system bus"]
+    async with room(system_bus, RealClock()) as r:
+        r.bluez.set_powered(False)
+        rc, out, err = await coach(system_bus, "scan", "--timeout", "1")
+    assert (rc, out) == (3, "")
+    assert warnings_only(err) == ["coach scan: Bluetooth is not available: No powered "
+                                  "Bluetooth adapters found. Turn on Bluetooth and try again."]
+
+
+# ------------------------------------------------------------------ coach run (subprocess)
+
+
+async def test_run_reads_three_straps_through_bluez(system_bus: DBusDaemon,
+                                                    tmp_path: Path) -> None:
+    """``coach run --headless --json``: heart rates right, ECG and ACC from the two Polar
+    straps through the PMD control point (write, then indication), HR only from T, whose
+    link drops and whose next two connects BlueZ refuses: reasons in the states, then ok."""
+    rec = tmp_path / "s.coach"
+    async with room(system_bus, RealClock()) as r:
+
+        async def drop_t() -> None:  # T's link drops 1 s after it is up, two reconnects refused
+            t = ADDRESSES["T"]
+            while not (t in r.bluez.devices and r.bluez.devices[t].resolved):
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)
+            r.bluez.fail_connects(ADDRESSES["T"], 2, FAILED, "le-connection-refused")
+            r.bluez.lose_link(ADDRESSES["T"], off_s=0.5)
+
+        fault = asyncio.create_task(drop_t())
+        rc, out, err = await coach(
+            system_bus, "run", "--headless", "--json", "--duration", "7", "--record", str(rec),
+            "--a", ADDRESSES["A"], "--b", ADDRESSES["B"], "--t", ADDRESSES["T"])
+        await fault
+        t_end = r.clock.now()
+    assert rc == 0, err
+    states = [json.loads(line) for line in out.splitlines()]
+    t_reasons = {s["partners"]["T"]["status_reason"] for s in states} - {""}
+    assert any(x.endswith("le-connection-refused") for x in t_reasons), t_reasons
+    last = states[-1]["partners"]
+    for label in ADDRESSES:
+        assert last[label]["status"] == "ok" and last[label]["status_reason"] == ""
+        # the sensed beats, within breathing's swing of the heart rate (RSA: several bpm)
+        assert abs(last[label]["hr_bpm"] - r.true_hr(label, t_end)) < 8.0, label
+    with RecordingReader(rec) as reader:
+        kinds = {label: {type(e.item) for e in reader.raw(label)} for label in ADDRESSES}
+        acc = [e.item for e in reader.raw("A") if isinstance(e.item, AccChunk)]
+    assert {EcgChunk, AccChunk, HeartRate} <= kinds["A"] and {EcgChunk, AccChunk} <= kinds["B"]
+    assert EcgChunk not in kinds["T"] and AccChunk not in kinds["T"] and HeartRate in kinds["T"]
+    assert sum(len(c.acc_mg) for c in acc) > 3 * 200  # seconds of 200 Hz chest motion
+    assert not [ln for ln in warnings_only(err) if "malformed" in ln]
+
+
+async def test_run_without_bluetooth_is_one_line(system_bus: DBusDaemon) -> None:
+    async with room(system_bus, RealClock()) as r:
+        r.bluez.set_powered(False)
+        rc, out, err = await coach(system_bus, "run", "--headless", "--no-record",
+                                   "--duration", "3", "--a", ADDRESSES["A"])
+    assert (rc, out) == (3, "")
+    assert [ln for ln in warnings_only(err) if "coach run" in ln] == [
+        "coach run: Bluetooth is not available: No powered Bluetooth adapters found. "
+        "Turn on Bluetooth and try again."]
+
+
+# ------------------------------------------------------------------ in-process sessions
+
+
+class Watch:
+    """Partner states of a session, one list per label, in clock time."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.states: list[SessionState] = []
+
+    async def run(self) -> None:
+        async for state in self.session.states.subscribe():
+            self.states.append(state)
+
+    def of(self, label: str, t0: float = -1e9, t1: float = 1e9) -> list[tuple[float,
+                                                                            PartnerState]]:
+        return [(s.t_s, s.partners[label]) for s in self.states
+                if t0 <= s.t_s <= t1 and label in s.partners]
+
+    def back_after(self, label: str, t0: float) -> float:
+        """When the strap, lost at or after ``t0``, was ok again."""
+        down = next(t for t, p in self.of(label, t0) if p.status != "ok")
+        return self.first_ok_after(label, down)
+
+    def first_ok_after(self, label: str, t0: float) -> float:
+        for t, p in self.of(label, t0):
+            if p.status == "ok" and p.hr_bpm is not None:
+                return t
+        raise AssertionError(f"{label} never ok again after {t0:.1f}")
+
+
+async def close_all(sources: dict[str, Any]) -> None:
+    """End the straps' event streams now (links closed), not at the loop's shutdown."""
+    for events in sources.values():
+        await events.aclose()
+
+
+def straps(clock: Any, labels: tuple[str, ...] = ("A", "B", "T"),
+           config: StrapConfig | None = None) -> dict[str, Strap]:
+    return {k: Strap(ADDRESSES[k], k, clock, config=config, rng=random.Random(i))  # type: ignore[arg-type]
+            for i, k in enumerate(labels)}
+
+
+async def test_sixty_seconds_of_three_straps_give_breathing_and_heart_rate(
+        system_bus: DBusDaemon) -> None:
+    """Two Polar straps (ECG + ACC) and a plain HR strap for 60 s of session time."""
+    clock = RealClock(speed=10.0)
+    async with room(system_bus, clock) as r:
+        session = Session(clock, labels=("A", "B", "T"))
+        watch = Watch(session)
+        task = asyncio.create_task(watch.run())
+        drivers = straps(clock)
+        sources = {k: s.events() for k, s in drivers.items()}
+        await run_session(session, sources, duration_s=60.0, record=None, settings={})
+        task.cancel()
+        await close_all(sources)
+        t_end = clock.now()
+    last = {k: p for k, p in watch.states[-1].partners.items()}
+    for label in ("A", "B"):
+        p = last[label]
+        # ECG and ACC reach the session (the fusion picks its source: acc, ecg or rr)
+        assert p.status == "ok" and p.source in ("acc", "ecg", "rr"), (label, p)
+        assert p.rate_bpm is not None
+        # the live estimate one minute in (its accuracy is bench/'s business, not this test's)
+        truth = r.true_breathing(label, t_end)
+        assert abs(p.rate_bpm - truth) < 4.0, (label, p.rate_bpm, truth)
+        assert drivers[label].received["acc"] > 50 * 5 and drivers[label].received["ecg"] > 50
+    assert last["A"].rate_bpm < last["B"].rate_bpm  # A calm near 8/min, B activated near 16
+    for label in ("A", "B", "T"):
+        assert abs(last[label].hr_bpm - r.true_hr(label, t_end)) < 6.0, label  # type: ignore[operator]
+        assert drivers[label].malformed == 0 and drivers[label].zero_rr == 0
+    assert drivers["T"].received["acc"] == 0 and last["T"].source in (None, "rr")
+
+
+# On one of these fault paths a D-Bus connection (bleak's, as far as can be told) is left
+# to the garbage collector: a ResourceWarning, nothing lost; not tracked down yet
+# (gc.collect in the fixture pins it to this test, instead of a later one)
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
+    """Each BlueZ fault: a status from the fixed list, a one-line reason, and recovery
+    within 5 s of the fault clearing (services changed: within the silence watchdog + 5 s)."""
+    clock = RealClock(speed=4.0)
+    config = StrapConfig(connect_timeout_s=3.0)  # real seconds, as bleak counts
+    async with room(system_bus, clock) as r:
+        session = Session(clock, labels=("A", "B", "T"))
+        watch = Watch(session)
+        watcher = asyncio.create_task(watch.run())
+        drivers = straps(clock, config=config)
+        sources = {k: s.events() for k, s in drivers.items()}
+        run = asyncio.create_task(run_session(session, sources, duration_s=None, record=None,
+                                              settings={}))
+        bz = r.bluez
+
+        async def until(t: float) -> None:
+            await clock.sleep_until(t)
+
+        async with asyncio.timeout(20.0):  # real seconds: all three streaming first
+            while not watch.states or any(p.status != "ok" or p.hr_bpm is None
+                                          for p in watch.states[-1].partners.values()):
+                await asyncio.sleep(0.05)
+        # link loss: A's strap gone for 3 s
+        t_loss = clock.now()
+        bz.lose_link(ADDRESSES["A"], off_s=3.0)
+        await until(t_loss + 7.0)
+        # Connect refused three times with a BlueZ reason, and InProgress twice
+        t_refused = clock.now()
+        bz.fail_connects(ADDRESSES["B"], 3, FAILED, "le-connection-abort-by-remote")
+        bz.fail_connects(ADDRESSES["T"], 2, IN_PROGRESS, "In Progress")
+        bz.lose_link(ADDRESSES["B"], off_s=0.0)
+        bz.lose_link(ADDRESSES["T"], off_s=0.0)
+        await until(t_refused + 10.0)
+        # le-connection-abort-by-local: bleak retries inside connect(); not a loss after it
+        t_abort = clock.now()
+        connects_before = drivers["A"].connects
+        bz.fail_connects(ADDRESSES["A"], 2, FAILED, "le-connection-abort-by-local")
+        bz.lose_link(ADDRESSES["A"], off_s=0.0)
+        await until(t_abort + 8.0)
+        connects_abort = drivers["A"].connects - connects_before
+        # adapter powered off for 3 s
+        t_off = clock.now()
+        bz.set_powered(False)
+        await until(t_off + 3.0)
+        bz.set_powered(True)
+        t_on = clock.now()
+        await until(t_on + 8.0)
+        # services changed on B
+        t_changed = clock.now()
+        bz.change_services(ADDRESSES["B"])
+        await until(t_changed + 10.0)
+        # service resolution slower than the connect timeout on A (connects are serialised:
+        # done after B's, which it would hold up)
+        t_slow = clock.now()
+        bz.device_faults(ADDRESSES["A"]).resolve_s = 30.0
+        bz.lose_link(ADDRESSES["A"], off_s=0.0)
+        await until(t_slow + 15.0)
+        bz.device_faults(ADDRESSES["A"]).resolve_s = 0.05
+        t_resolved = clock.now()
+        await until(t_resolved + 5.0)
+        run.cancel()
+        watcher.cancel()
+        await asyncio.gather(run, watcher, return_exceptions=True)
+        await close_all(sources)
+
+    def reasons(label: str, t0: float, t1: float) -> list[str]:
+        return [p.status_reason for _, p in watch.of(label, t0, t1) if p.status_reason]
+
+    words = {p.status for s in watch.states for p in s.partners.values()}
+    assert words <= {"ok", "connecting", "lost", "no-contact", "off"}
+    # link loss
+    assert "disconnected" in reasons("A", t_loss, t_loss + 3.0)
+    assert watch.first_ok_after("A", t_loss + 3.0) - (t_loss + 3.0) < 5.0
+    # Connect failures, counted
+    b = reasons("B", t_refused, t_abort)
+    assert {f"attempt {n}: le-connection-abort-by-remote" for n in (2, 3, 4)} <= set(b), b
+    t = reasons("T", t_refused, t_off)
+    assert {"attempt 2: InProgress: In Progress", "attempt 3: InProgress: In Progress"} <= set(t), t
+    assert watch.back_after("B", t_refused) - t_refused < 10.0
+    assert watch.back_after("T", t_refused) - t_refused < 10.0
+    # abort-by-local: bleak's own retries; the strap is ok again, not lost after ok
+    back = watch.back_after("A", t_abort)
+    assert back - t_abort < 5.0
+    assert connects_abort == 1  # one link: the aborted tries inside bleak are not losses
+    assert all(p.status == "ok" for _, p in watch.of("A", back, t_off - 0.1))
+    # adapter off
+    assert any("No powered Bluetooth adapters" in x for x in reasons("A", t_off, t_on + 3))
+    for label in ("A", "B", "T"):
+        assert watch.first_ok_after(label, t_on) - t_on < 5.0, label
+    # slow resolution beyond the connect timeout: a reason, then recovery once it is quick
+    assert any("timed out" in x for x in reasons("A", t_slow, t_resolved))
+    assert watch.first_ok_after("A", t_resolved) - t_resolved < 5.0
+    # services changed: the streams stop, the watchdog ends the link, the strap comes back
+    assert any("silent" in x for x in reasons("B", t_changed, t_slow))
+    assert watch.back_after("B", t_changed) - t_changed < config.watchdog_s + 5.0
+    assert all(s.malformed == 0 for s in drivers.values())
+
+
+# ------------------------------------------------------------------ one strap, in-process
+
+
+async def first_status(strap: Strap, pred: Callable[[StrapStatus], bool],
+                       timeout_s: float = 20.0) -> list[Any]:
+    seen: list[Any] = []
+    async with asyncio.timeout(timeout_s), contextlib.aclosing(strap.events()) as events:
+        async for ev in events:
+            seen.append(ev)
+            if isinstance(ev, StrapStatus) and pred(ev):
+                return seen
+    raise AssertionError("events ended")
+
+
+async def test_a_device_without_heart_rate_service_says_so(system_bus: DBusDaemon) -> None:
+    clock = RealClock(speed=4.0)
+    async with room(system_bus, clock) as r:
+        r.bluez.device_faults(ADDRESSES["A"]).hidden_services.add(hrs.HEART_RATE_SERVICE)
+        strap = straps(clock, ("A",))["A"]
+        seen = await first_status(strap, lambda s: s.note.startswith("attempt 2:"))
+    statuses = [(e.condition, e.note) for e in seen if isinstance(e, StrapStatus)]
+    assert ("lost", "no heart-rate service on this device") in statuses
+    assert statuses[-1] == ("connecting", "attempt 2: no heart-rate service on this device")
+    assert not any(isinstance(e, HeartRate) for e in seen)
+
+
+ZERO_RR_FRAMES = [  # the peer vectors of tests/test_hrs.py (Polar SDK Android, iOS; blevalueparser)
+    bytes([0x11, 0x00, 0x00, 0x00, 0x00]),
+    bytes([0x10, 0x00, 0x00, 0x00]),
+    bytes([0x10, 0xAA, 0x00, 0x00, 0x01, 0x00, 0x02, 0x00, 0x03, 0x00, 0xF3, 0x03,
+           0xFC, 0xFF, 0xFD, 0xFF, 0xFE, 0xFF, 0xFF, 0xFF]),
+]
+
+
+async def test_zero_rr_frames_on_the_wire_keep_their_heart_rate(system_bus: DBusDaemon) -> None:
+    """The peers' zero-RR frames, notified through BlueZ: heart rate kept, the 0 dropped
+    and counted, every RR of the event positive; a session takes them."""
+    clock = RealClock()
+    async with room(system_bus, clock) as r:
+        strap = straps(clock, ("T",))["T"]
+        got: list[HeartRate] = []
+        async with asyncio.timeout(20.0), contextlib.aclosing(strap.events()) as events:
+            async for ev in events:
+                if isinstance(ev, StrapStatus) and ev.condition == "ok":
+                    for frame in ZERO_RR_FRAMES:
+                        r.bluez.notify(ADDRESSES["T"], hrs.HEART_RATE_MEASUREMENT, frame)
+                if isinstance(ev, HeartRate) and ev.hr_bpm in (0.0, 170.0):
+                    got.append(ev)
+                    if len(got) == 3:
+                        break
+    assert [e.hr_bpm for e in got] == [0.0, 0.0, 170.0]
+    assert got[0].rr_ms == () and got[1].rr_ms == ()
+    assert got[2].rr_ms == tuple(u * 1000 / 1024 for u in (1, 2, 3, 0x03F3, 0xFFFC, 0xFFFD,
+                                                             0xFFFE, 0xFFFF))
+    assert strap.zero_rr == 3 and strap.malformed == 0
+    session = Session(clock, labels=("T",))
+    for ev in got:
+        session.ingest("T", ev)
+    assert session.trackers["T"].events == 3
