@@ -430,10 +430,8 @@ class BreathEstimator:
         None while they agree). The flag clears once they have agreed for
         :data:`AGREE_HOLD_S` (one stray window is no agreement)."""
         w = self.windows["rr"]
-        if "rr" not in conf:  # not analysed yet in this update
-            rr_ok = self._fresh("rr", t_s) and w.update(t_s) is not None
-        else:
-            rr_ok = True
+        # analysed already in this update, or now
+        rr_ok = "rr" in conf or (self._fresh("rr", t_s) and w.update(t_s) is not None)
         rr = w.rate_bpm(t_s) if rr_ok else None
         acc = self.windows["acc"].rate_bpm(t_s)
         if rr is None or acc is None or abs(acc - rr) <= DISAGREE_BPM:
