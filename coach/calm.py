@@ -1,21 +1,29 @@
-"""Calm score in [0, 1] per person: where they are, and where they are against their baseline.
+"""Calm score in [0, 1] per person: change against their own baseline, nothing else.
 
-``calm = 0.5 * norm + 0.5 * own``, smoothed with a time constant of :data:`CALM_TAU_S`,
-and ``None`` until the person's baseline is known.
+``calm`` is a weighted mean of logistic scores of the change from the person's own
+baseline (the first :data:`BASELINE_S` seconds, or a baseline the therapist starts),
+0.5 meaning "as at baseline", smoothed with a time constant of :data:`CALM_TAU_S`, and
+``None`` until that baseline is known:
 
-- ``norm`` places the person on ordinary adult ranges, each mapped linearly onto [0, 1]:
-  breathing rate (1 at 6/min or slower, 0 at 20/min or faster), heart rate (1 at 55 bpm
-  or lower, 0 at 100 bpm or higher), RMSSD (0 at 10 ms, 1 at 80 ms, log scale). It lets
-  the anchor be the partner who is actually more regulated, not merely the one who has
-  improved more.
-- ``own`` compares with the person's own baseline (the first :data:`BASELINE_S` seconds,
-  or a baseline the therapist starts): a weighted mean of logistic scores, 0.5 meaning
-  "as at baseline": heart rate (weight 0.25, a 5 % rise lowers the score to 0.27),
-  ln RMSSD (0.25, scale 0.3), breathing rate (0.2, a 15 % rise -> 0.27), breathing
-  regularity (0.1, scale 0.1) and ln RSA amplitude (0.2, scale 0.3).
+- heart rate (weight 0.4; 5 % faster lowers its score to 0.27): sympathetic and vagal
+  activation both show in it;
+- ln RMSSD (0.4, scale 0.3): vagally mediated heart-rate variability (Laborde et al.
+  2017);
+- breathing rate (0.1, a 15 % rise -> 0.27) and breathing regularity (0.1, scale 0.1).
 
-Slow, regular breathing, a lower heart rate, and higher vagally mediated HRV and RSA go
-with calm (Laborde et al. 2017; Grossman & Taylor 2007).
+There is no between-person term: people differ in resting heart rate and RMSSD by age,
+sex and fitness (RMSSD roughly halves from the 20s to the 60s; Nunan et al. 2010), and an
+untreated population range would make an older partner look less calm than a younger
+one at the same state. Each person is compared only with themselves.
+
+Slow breathing is kept from counting three times: breathing rate and regularity carry a
+fifth of the weight together (slow, even paced breathing with heart rate and RMSSD
+unchanged raises the score by at most 0.1), and respiratory sinus arrhythmia, which
+grows mechanically with slow breathing (Grossman & Taylor 2007), is not in the score at
+all: it is measured at the breathing frequency (:meth:`coach.heart.HeartTracker.rsa_bpm`)
+and reported beside the breathing rate. RMSSD too grows somewhat with slow breathing; a
+session of paced breathing should read the score with that in mind
+(docs/coregulation.md).
 
 References
 ----------
@@ -23,6 +31,9 @@ Laborde S, Mosley E, Thayer JF. Heart rate variability and cardiac vagal tone in
 psychophysiological research. Front Psychol 8:213, 2017.
 Grossman P, Taylor EW. Toward understanding respiratory sinus arrhythmia. Biol Psychol
 74(2):263-285, 2007.
+Nunan D, Sandercock GRH, Brodie DA. A quantitative systematic review of normal values for
+short-term heart rate variability in healthy adults. Pacing Clin Electrophysiol
+33(11):1407-1417, 2010.
 """
 
 from __future__ import annotations
@@ -38,11 +49,10 @@ BASELINE_S = 120.0  # seconds of baseline by default
 
 # (feature, weight, scale, higher_is_calmer, log): see the module docstring
 _OWN_TERMS = (
-    ("hr_bpm", 0.25, 0.05, False, False),
-    ("rmssd_ms", 0.25, 0.3, True, True),
-    ("rate_bpm", 0.2, 0.15, False, False),
+    ("hr_bpm", 0.4, 0.05, False, False),
+    ("rmssd_ms", 0.4, 0.3, True, True),
+    ("rate_bpm", 0.1, 0.15, False, False),
     ("regularity", 0.1, 0.1, True, False),
-    ("rsa_bpm", 0.2, 0.3, True, True),
 )
 
 
@@ -54,31 +64,14 @@ class Features:
     rmssd_ms: float | None = None
     rate_bpm: float | None = None
     regularity: float | None = None
-    rsa_bpm: float | None = None
-
-
-def _unit(x: float, zero: float, one: float) -> float:
-    return min(max((x - zero) / (one - zero), 0.0), 1.0)
 
 
 def _sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(min(x, 50.0), -50.0)))
 
 
-def norm_score(f: Features) -> float | None:
-    """Population part: mean of the known components (needs at least two)."""
-    parts = []
-    if f.rate_bpm is not None:
-        parts.append(_unit(f.rate_bpm, 20.0, 6.0))
-    if f.hr_bpm is not None:
-        parts.append(_unit(f.hr_bpm, 100.0, 55.0))
-    if f.rmssd_ms is not None and f.rmssd_ms > 0:
-        parts.append(_unit(math.log(f.rmssd_ms), math.log(10.0), math.log(80.0)))
-    return sum(parts) / len(parts) if len(parts) >= 2 else None
-
-
 def own_score(f: Features, base: Features) -> float | None:
-    """Baseline part: weighted logistic scores of the change from baseline."""
+    """Weighted logistic scores of the change from baseline (needs heart rate or RMSSD)."""
     total = weight_sum = 0.0
     for name, weight, scale, calmer_up, log in _OWN_TERMS:
         now, then = getattr(f, name), getattr(base, name)
@@ -92,7 +85,7 @@ def own_score(f: Features, base: Features) -> float | None:
             change = (now - then) / then
         total += weight * _sigmoid((change if calmer_up else -change) / scale)
         weight_sum += weight
-    return total / weight_sum if weight_sum >= 0.4 else None
+    return total / weight_sum if weight_sum >= 0.4 else None  # heart rate or RMSSD known
 
 
 @dataclass
@@ -146,10 +139,9 @@ class CalmScore:
                 self.baseline, self._collecting = done, None
         if self.baseline is None:
             return None
-        norm, own = norm_score(f), own_score(f, self.baseline)
-        if norm is None or own is None:
+        raw = own_score(f, self.baseline)
+        if raw is None:
             return self.value
-        raw = 0.5 * norm + 0.5 * own
         if self.value is None or self._t is None:
             self.value = raw
         else:

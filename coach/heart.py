@@ -15,17 +15,14 @@ from __future__ import annotations
 import itertools
 import math
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
-from scipy import signal
 
 from coach.config import HR_WINDOW_BEATS, RMSSD_WINDOW_S
-from coach.respiration import resp_filtfilt
 from coach.types import HeartRate
 
 MAX_BEATS = 400  # bounded memory: > RMSSD_WINDOW_S at 200 bpm
-_RSA_SOS = signal.butter(2, (0.05, 0.5), btype="bandpass", fs=4.0, output="sos")
-_RSA_ZI = signal.sosfilt_zi(_RSA_SOS)
 
 
 def rmssd_ms(rr_ms: np.ndarray) -> float | None:
@@ -59,8 +56,8 @@ class HeartTracker:
     def push(self, event: HeartRate, corrected: list[tuple[float, float]]) -> None:
         """A notification, and the beats artifact correction released meanwhile.
 
-        Heart rate follows the reported beats at once; RMSSD, RSA and coherence use the
-        corrected series (coach.rr.RRCleaner, Lipponen & Tarvainen 2019).
+        Heart rate follows the reported beats at once; RMSSD, RSA, coherence and the
+        arousal alert use the corrected series (coach.rr.RRCleaner, Lipponen & Tarvainen 2019).
         """
         self._beats.extend(zip(event.beat_t_s, event.rr_ms, strict=True))
         self._hr = None
@@ -81,8 +78,12 @@ class HeartTracker:
         return hr
 
     def hr_recent_bpm(self, t_s: float, window_s: float) -> float | None:
-        """Mean heart rate over the beats of the last ``window_s`` seconds."""
-        rr = [r for _, r in _since(self._beats, t_s - window_s)]
+        """Mean heart rate over the corrected beats of the last ``window_s`` seconds.
+
+        The corrected series (two beats late) merges a spurious extra beat and splits a
+        missed one, so one artefact cannot move it by more than a normal beat does.
+        """
+        rr = [r for _, r in _since(self._clean, t_s - window_s)]
         return 60000.0 / float(np.mean(rr)) if len(rr) >= 2 else None
 
     def rmssd_ms(self, t_s: float) -> float | None:
@@ -106,14 +107,32 @@ class HeartTracker:
         grid = start + np.arange(int(window_s * fs_hz)) / fs_hz
         return np.interp(grid, bt, 60000.0 / rr)
 
-    def rsa_bpm(self, t_s: float, window_s: float = 60.0) -> float | None:
-        """Respiratory sinus arrhythmia: peak-to-trough heart rate swing in the breathing band.
+    def rsa_bpm(self, t_s: float, onsets_s: Sequence[float],
+                window_s: float = 60.0) -> float | None:
+        """Respiratory sinus arrhythmia at the breathing frequency, peak to valley per breath.
 
-        Estimated as 2*sqrt(2) times the standard deviation of heart rate band-passed to
-        0.05-0.5 Hz (the swing of a sinusoid of that power).
+        For each full breath of the last ``window_s`` seconds (from one inhale onset to
+        the next), the highest minus the lowest beat-to-beat heart rate of the corrected
+        beats within it (0 if it has fewer than two beats' worth of swing), averaged over
+        the breaths (Grossman et al. 1990). Unlike the spread of heart rate over a wide
+        band, it follows each breath, so slower rhythms (Mayer waves near 0.1 Hz) spread
+        over several breaths weigh little. None with fewer than three full breaths.
+
+        References
+        ----------
+        Grossman P, van Beek J, Wientjes C. A comparison of three quantification methods
+        for estimation of respiratory sinus arrhythmia. Psychophysiology 27(6):702-714,
+        1990.
         """
-        hr = self.hr_series(t_s, window_s)
-        if hr is None:
+        on = [o for o in onsets_s if t_s - window_s <= o <= t_s]
+        beats = _since(self._clean, t_s - window_s - 2.0)
+        if len(on) < 4 or len(beats) < 10:
             return None
-        band = resp_filtfilt(_RSA_SOS, hr - hr.mean(), _RSA_ZI)
-        return float(2.0 * math.sqrt(2.0) * np.std(band[20:-20]))
+        bt, rr = np.array(beats).T
+        hr = 60000.0 / rr
+        swings = []
+        for start, end in itertools.pairwise(on):
+            inside = hr[(bt >= start) & (bt < end)]
+            if len(inside) >= 2:
+                swings.append(float(inside.max() - inside.min()))
+        return float(np.mean(swings)) if len(swings) >= 3 else None

@@ -11,10 +11,12 @@ shorter session says so instead of drawing empty axes. Drawing needs no plotting
 library: each panel is a few SVG polylines (:class:`Panel`; a new figure is a new
 panel in :func:`panels`).
 
-Breath synchrony of older recordings is computed here from the recorded breath phases:
-the phase locking value of the partners' phase difference over a sliding window
-(Lachaux et al. 1999), against the couple's own baseline, the first ``BASELINE_S``
-seconds.
+The summary gives the time synchronous beyond chance (share of independent one-minute
+windows, with its Wilson interval; see coach.synchrony), quiet breathing and talk apart:
+the session's own judgement when its states carry it; for older recordings judged here
+from the recorded breath phases the same way, offline (coach.synchrony.offline_counts,
+pseudo-couples from the whole session). Their breath curve is the sliding phase locking
+value of the partners' phase difference (Lachaux et al. 1999).
 
 References
 ----------
@@ -35,7 +37,7 @@ import numpy as np
 
 from coach.export import flatten_state
 from coach.recording import RecordingReader, coach_version
-from coach.synchrony import BEYOND_MARGIN
+from coach.synchrony import offline_counts, wilson_interval
 
 PLV_WINDOW_S = 60.0  # s, sliding window of the breath phase locking value
 BASELINE_S = 120.0  # s from the start that count as the couple's baseline
@@ -48,7 +50,7 @@ MAX_EVENT_ROWS = 300  # rows of the events table
 PARTNER_COLOR = {"A": "#f5a25d", "B": "#6cb4ee", "T": "#b69ce0"}
 PACER_COLOR = "#4fd1c5"
 MARKER_COLOR = "#e879f9"
-SYNC_COLORS = {"breath_plv": "#4fd1c5", "hr_xcorr": "#f472b6"}
+SYNC_COLORS = {"breath_ppc": "#4fd1c5", "hr_xcorr": "#f472b6"}
 INK, MUTED, GRID = "#1f2933", "#66788a", "#d9e2ec"
 
 Progress = Callable[[str], None]
@@ -136,19 +138,6 @@ def time_to_convergence(series: Series) -> float | None:
     return None
 
 
-def share_synchronous(sync: np.ndarray, t_min: np.ndarray) -> tuple[float | None, float | None]:
-    """(baseline threshold, share of later time with synchrony above it).
-
-    The threshold is the 95th percentile of the baseline period.
-    """
-    base = sync[(t_min <= BASELINE_S / 60.0) & np.isfinite(sync)]
-    later = sync[(t_min > BASELINE_S / 60.0) & np.isfinite(sync)]
-    if len(base) == 0 or len(later) == 0:
-        return None, None
-    threshold = float(np.percentile(base, 95))
-    return threshold, float(np.mean(later > threshold))
-
-
 def _extras(series: Series, word: str) -> dict[str, np.ndarray]:
     return {k: v for k, v in series.columns.items()
             if word in k and not any(k.startswith(f"{lab}_") for lab in series.labels)
@@ -187,9 +176,9 @@ def panels(series: Series, sync: dict[str, np.ndarray]) -> list[Panel]:
     hr = partner("hr_bpm")
     sync_curves = []
     for name, values in sync.items():
-        measure = "hr_xcorr" if "hr_xcorr" in SESSION_SYNC.get(name, "") else "breath_plv"
+        measure = "hr_xcorr" if "hr_xcorr" in SESSION_SYNC.get(name, "") else "breath_ppc"
         sync_curves.append(Curve(name, values, SYNC_COLORS[measure],
-                                 dashed="baseline" in name))
+                                 dashed="chance" in name))
     low = -1.0 if any(np.nanmin(c.values) < 0 for c in sync_curves
                       if np.isfinite(c.values).any()) else 0.0
     return [
@@ -317,37 +306,80 @@ def _fmt(x: float | None, unit: str = "", digits: int = 1) -> str:
 
 # the session's synchrony figures (docs/coregulation.md), as the report labels them
 SESSION_SYNC = {
-    "breath synchrony (PLV, 60 s)": "synchrony_breath_plv",
-    "its baseline (pseudo-couple)": "synchrony_breath_plv_baseline",
+    "breath synchrony (PPC, 60 s)": "synchrony_breath_ppc",
+    "its chance level (95th pct of pseudo-couples)": "synchrony_breath_ppc_chance",
     "heart-rate synchrony (lagged r)": "synchrony_hr_xcorr",
-    "its baseline (shuffled)": "synchrony_hr_xcorr_baseline",
+    "its chance level (95th pct)": "synchrony_hr_xcorr_chance",
 }
+
+
+def _last(series: Series, key: str) -> float | None:
+    v = series.get(key)
+    known = v[np.isfinite(v)]
+    return float(known[-1]) if known.size else None
+
+
+def share_text(beyond: float | None, windows: float | None) -> str:
+    """"12 % (95 % CI 4-27 %, Wilson; 25 one-minute windows)", or "n/a"."""
+    if beyond is None or not windows:
+        return "n/a"
+    lo, hi = wilson_interval(int(beyond), int(windows))
+    return (f"{100 * beyond / windows:.0f} % (95 % CI {100 * lo:.0f}-{100 * hi:.0f} %, Wilson; "
+            f"{windows:.0f} independent one-minute windows)")
+
+
+def beyond_chance_rows(series: Series) -> list[tuple[str, str]]:
+    """Time synchronous beyond chance, quiet breathing and talk apart."""
+    pre = "synchrony_session_"
+    if pre + "windows" in series.columns:  # the session's own judgement
+        quiet = share_text(_last(series, pre + "windows_beyond_chance"),
+                           _last(series, pre + "windows"))
+        talk_n = _last(series, pre + "talk_windows")
+        talk_pct = _last(series, pre + "talk_synchrony_beyond_chance_percent")
+        talk = "n/a" if not talk_n or talk_pct is None else share_text(
+            talk_pct * talk_n / 100.0, talk_n)
+    elif len(series.labels) >= 2:  # older recordings: from the recorded phases
+        c = offline_counts(per_second_rows(series))
+        quiet, talk = (share_text(c["beyond"], c["windows"]),
+                       share_text(c["talk_beyond"], c["talk_windows"]))
+    else:
+        return []
+    return [("time synchronous beyond chance (quiet breathing)", quiet),
+            ("time synchronous beyond chance (while talking)", talk)]
+
+
+def per_second_rows(series: Series) -> np.ndarray:
+    """One row a second (phase A, phase B, orb, heart rates, talk), as coach.synchrony."""
+    a, b = series.labels[:2]
+    t_s = series.t_min * 60.0
+    if len(t_s) == 0:
+        return np.zeros((0, 6))
+    pick = np.searchsorted(t_s, np.arange(math.ceil(t_s[0]), math.floor(t_s[-1]) + 1) - 1e-6)
+    pick = pick[pick < len(t_s)]
+    orb = np.nan_to_num(series.get("pacer_phase"), nan=0.0)
+    talk = np.nan_to_num(series.get(f"{a}_talking")) + np.nan_to_num(series.get(f"{b}_talking"))
+    cols = (series.get(f"{a}_phase"), series.get(f"{b}_phase"), orb,
+            series.get(f"{a}_hr_bpm"), series.get(f"{b}_hr_bpm"), (talk > 0).astype(float))
+    return np.column_stack([c[pick] for c in cols])
 
 
 def summarize(series: Series) -> tuple[list[tuple[str, str]], dict[str, np.ndarray], float | None]:
     """Summary rows, synchrony curves to draw, and the baseline threshold."""
     sync = {name: series.columns[key] for name, key in SESSION_SYNC.items()
             if key in series.columns and np.isfinite(series.columns[key]).any()}
-    threshold, share = (None, None)
-    if "synchrony_breath_plv" in series.columns and sync:  # the session's own figures
-        plv = series.columns["synchrony_breath_plv"]
-        base = series.columns.get("synchrony_breath_plv_baseline", np.full(len(plv), np.nan))
-        known = np.isfinite(plv) & np.isfinite(base)
-        if known.any():
-            share = float(np.mean(plv[known] - base[known] > BEYOND_MARGIN))
-    elif len(series.labels) >= 2:  # older recordings: from the recorded breath phases
-        a, b = series.labels[:2]
+    threshold = None
+    if "synchrony_breath_ppc" not in series.columns and len(series.labels) >= 2:
+        a, b = series.labels[:2]  # older recordings: from the recorded breath phases
         sync[f"breath PLV {a}-{b} ({PLV_WINDOW_S:.0f} s)"] = breath_plv(series, a, b)
-        threshold, share = share_synchronous(next(iter(sync.values())), series.t_min)
     duration = series.duration_min
     short = duration * 60.0 < BASELINE_S
+    beyond = ([("time synchronous beyond chance (quiet breathing)", "needs 2 minutes")]
+              if short else beyond_chance_rows(series))
     rows = [("duration", _fmt(duration, "min")),
             ("time to convergence (all within "
              f"{CONVERGED_BPM:g}/min of the orb for {CONVERGED_HOLD_S:.0f} s)",
              _fmt(time_to_convergence(series), "min")),
-            ("share of time synchronous beyond baseline",
-             "needs 2 minutes" if short else "n/a" if share is None
-             else f"{100 * share:.0f} %"),
+            *beyond,
             ("markers", str(len(series.markers)))]
     for label in series.labels:
         values = series.get(f"{label}_coherence")
@@ -458,16 +490,18 @@ DEFINITIONS = [
      "pace and drifts slowly toward the calmer partner's (the anchor's) rhythm; it holds "
      "its pace when a partner's arousal spikes."),
     ("Anchor", "the calmer partner, whose rhythm the orb drifts toward."),
-    ("Calm score", "0 (most activated) to 1 (calmest), against each partner's own first "
-     "2 minutes (their baseline) and population norms: heart rate, heart-rate "
-     "variability, breathing rate and regularity. It needs those 2 minutes first."),
-    ("Breath synchrony (PLV)", f"how steadily the partners' breathing phases keep the "
-     f"same relation over {PLV_WINDOW_S:.0f} s: 0 none, 1 in lock-step. Its baseline is "
-     "what the orb alone would explain (a pseudo-couple)."),
+    ("Calm score", "0 (most activated) to 1 (calmest) against each partner's own first "
+     "2 minutes (their baseline), 0.5 = as then: heart rate and heart-rate variability "
+     "most, breathing rate and regularity a little. It needs those 2 minutes first."),
+    ("Breath synchrony (PPC)", f"how steadily the partners' breathing phases keep the "
+     f"same relation over {PLV_WINDOW_S:.0f} s: 0 none (on average, for unrelated "
+     "breathing), 1 in lock-step. Its chance level is what pseudo-couples reach: each "
+     "partner against the other's breathing from another part of the session."),
     ("Heart-rate synchrony", "the highest correlation of the partners' heart rates over "
-     "short lags (-1 to 1); its baseline is chance (shuffled data)."),
-    ("Synchronous beyond baseline", f"breath synchrony more than {BEYOND_MARGIN:g} above "
-     "its baseline: time the partners moved together beyond what the orb explains."),
+     "short lags (-1 to 1), beside its chance level from the same pseudo-couples."),
+    ("Time synchronous beyond chance", "the share of independent one-minute windows in "
+     "which breath synchrony stood above its chance level (by chance alone about 5 %), "
+     "with its 95 % Wilson interval; talk counted apart."),
     ("Alert", "a sharp rise of a partner's arousal (outside the window of tolerance)."),
     ("Strap lost", "no data from a strap (out of range, battery, taken off)."),
 ]

@@ -229,10 +229,16 @@ class Session:
                 {k: p.phase for k, p in partners.items()},
                 {k: p.hr_bpm for k, p in partners.items()},
                 orb,
+                {k: p.talking for k, p in partners.items()},
             )
-            self._extra = {"synchrony": round_figures(sync)} if sync else {}
+            # the orb follows the anchor: its locking to the orb says so, not the reverse
+            pacer = last.pacer if last is not None else None
+            follows = self.coregulator.anchor if pacer and pacer.mode == "follow" else None
+            self._extra = {"synchrony": round_figures(sync) | {"orb_follows": follows}}
+            if self.coregulator.handover is not None:  # the anchor's strap was lost: say so
+                self._extra["anchor_handover"] = self.coregulator.handover
         sync = self.synchrony.latest
-        pacer = self.coregulator.update(t_s, partners, sync.get("orb_plv"))
+        pacer = self.coregulator.update(t_s, partners, sync.get("orb_ppc"))
         extra = self._extra
         left = [x for tr in self.trackers.values() if tr.label != "T"
                 if (x := tr.calm.baseline_left_s(t_s)) is not None]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
 
 from coach.alert import ALERT_HR_WINDOW_S, ArousalAlert
 from coach.breath import BreathEstimator
@@ -10,6 +12,7 @@ from coach.calm import CalmScore, Features
 from coach.coherence import COHERENCE_EVERY_S, COHERENCE_WINDOW_S, hrv_coherence
 from coach.config import STRAP_SILENT_S
 from coach.heart import HeartTracker
+from coach.talk import TalkDetector
 from coach.types import (
     AccChunk,
     EcgChunk,
@@ -32,8 +35,12 @@ class PartnerTracker:
         self.heart = HeartTracker()
         self.calm = CalmScore()
         self.alert = ArousalAlert()
+        self.talk = TalkDetector()
+        self.talking: bool | None = None
         self.coherence: float | None = None
         self.rsa_bpm: float | None = None
+        self._onsets: deque[float] = deque(maxlen=64)  # inhale onsets seen in the phase
+        self._last_phase: float | None = None
         self._slow_due_s: float | None = None  # next time for the once-in-a-while figures
         self._second_due_s: float | None = None  # next time for the once-a-second figures
         self.rmssd: float | None = None
@@ -67,6 +74,7 @@ class PartnerTracker:
             self.reason = ""
         if isinstance(event, AccChunk):
             self.breath.push_acc(event)
+            self.talk.push_acc(event)
         elif isinstance(event, HeartRate):
             corrected = self.breath.push_beats(event.beat_t_s, event.rr_ms)
             self.heart.push(event, corrected)
@@ -96,10 +104,12 @@ class PartnerTracker:
         ):
             self._set_condition("lost")
             self.reason = f"no data for {t_s - self.last_data_s:.0f} s"
-        if self.condition != "ok":
+        if self.condition != "ok":  # nothing known, the alert included
+            self._last_phase = None
             return PartnerState(self.label, self.condition, battery_pct=self.battery_pct,
-                                status_reason=self.reason)
+                                status_reason=self.reason, alert=None)
         est = self.breath.estimate(t_s)
+        self._note_onset(t_s, est.phase)
         hr = self.heart.hr_bpm()
         if self._second_due_s is None or t_s >= self._second_due_s:
             self._second_figures(t_s, hr, est.rate_bpm, est.regularity)
@@ -123,7 +133,15 @@ class PartnerTracker:
             confidence=est.confidence,
             trusted=est.trusted and est.rate_bpm is not None,
             sources_disagree=est.disagree,
+            talking=self.talking,
         )
+
+    def _note_onset(self, t_s: float, phase: float | None) -> None:
+        """An inhale onset where the breath phase wraps from late exhale to early inhale."""
+        if phase is not None and self._last_phase is not None and (
+                self._last_phase > 1.5 * math.pi and phase < 0.5 * math.pi):
+            self._onsets.append(t_s)
+        self._last_phase = phase
 
     def _second_figures(
         self, t_s: float, hr: float | None, rate: float | None, regularity: float | None
@@ -132,15 +150,19 @@ class PartnerTracker:
         self._second_due_s = t_s + 1.0
         self.rmssd = self.heart.rmssd_ms(t_s)
         self._slow_figures(t_s)
-        self.calm.update(t_s, Features(hr, self.rmssd, rate, regularity, self.rsa_bpm))
-        self.alert.update(t_s, self.heart.hr_recent_bpm(t_s, ALERT_HR_WINDOW_S), rate)
+        self.talking = self.talk.talking(t_s, regularity)
+        if not self.talking:  # speech changes breathing and heart: calm holds meanwhile
+            self.calm.update(t_s, Features(hr, self.rmssd, rate, regularity))
+        # at least one whole breath, so a slow breath's RSA swing is averaged out
+        window = max(ALERT_HR_WINDOW_S, 60.0 / rate) if rate else ALERT_HR_WINDOW_S
+        self.alert.update(t_s, self.heart.hr_recent_bpm(t_s, window), rate)
 
     def _slow_figures(self, t_s: float) -> None:
         """RSA amplitude and coherence, every COHERENCE_EVERY_S seconds."""
         if self._slow_due_s is not None and t_s < self._slow_due_s:
             return
         self._slow_due_s = t_s + COHERENCE_EVERY_S
-        self.rsa_bpm = self.heart.rsa_bpm(t_s)
+        self.rsa_bpm = self.heart.rsa_bpm(t_s, self._onsets)
         hr = self.heart.hr_series(t_s, COHERENCE_WINDOW_S)
         self.coherence = None if hr is None else hrv_coherence(hr)
 

@@ -140,7 +140,8 @@ class Marker:
 
 
 CommandKind = Literal[
-    "pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "baseline", "hold"
+    "pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "baseline", "hold",
+    "release-hold",
 ]
 
 
@@ -152,7 +153,8 @@ class Command:
     (automatic); ``ratio``: inhale/exhale; ``guide``: bool; ``marker``: value is the
     marker kind and ``note`` its text. ``hold`` (value bool): keep breathing at the
     present rate; ``pause``: the orb rests at the end of its exhale (``resume`` ends
-    both).
+    both). ``release-hold``: lift the hold an alert put on the pacer, for the partners
+    alerting now or unobserved since they alerted.
     """
 
     kind: CommandKind
@@ -221,12 +223,13 @@ class PartnerState:
     battery_pct: int | None = None
     alert: bool | None = False  # arousal spike: outside the window of tolerance; None unknown
     coherence: float | None = None  # heart rhythm coherence ratio
-    rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak-to-trough bpm
+    rsa_bpm: float | None = None  # respiratory sinus arrhythmia, peak to valley per breath, bpm
     regularity: float | None = None  # [0, 1], breath-to-breath
     confidence: float | None = None  # [0, 1], of the breathing rate (coach/breath.py)
     trusted: bool = False  # confidence has held the gate for 30 s: the pacer may follow
     sources_disagree: bool = False  # chest motion and heart rate disagree on the rate
     status_reason: str = ""  # why the strap is not ok, one line ("attempt 3: timed out")
+    talking: bool | None = None  # speech now (coach.talk); None = cannot tell
 
     def __post_init__(self) -> None:
         _check_label(self.label)
@@ -255,6 +258,7 @@ class PartnerState:
             "trusted": self.trusted,
             "sources_disagree": self.sources_disagree,
             "status_reason": self.status_reason,
+            "talking": self.talking,
         }
 
 

@@ -3,8 +3,10 @@
 :class:`Strap` owns a strap's link through bleak and turns its notifications into
 ``coach.types`` events in host time. Connections are serialised by one lock per event
 loop (BlueZ refuses parallel connects); lost links are retried with jittered
-exponential backoff until the consumer stops iterating; a watchdog ends links that go
-silent. Garbage notifications are counted in :attr:`Strap.malformed`, never raised.
+exponential backoff until the consumer stops iterating; a heart-rate stream silent
+for ``probe_s`` has its notifications re-armed (BlueZ drops them when the strap's services
+change), and a watchdog ends links that stay silent. Garbage notifications are counted in
+:attr:`Strap.malformed`, never raised.
 """
 
 from __future__ import annotations
@@ -112,6 +114,7 @@ class StrapConfig:
     acc_range_g: int = 8
     connect_timeout_s: float = 15.0
     command_timeout_s: float = 5.0
+    probe_s: float = 2.5  # no heart rate (sent each second) for this long: re-arm notifications
     watchdog_s: float = 5.0  # no notification for this long: the link is dead
     poll_s: float = 0.5
     backoff_initial_s: float = 0.5
@@ -160,6 +163,9 @@ class Strap:
         self._condition: StrapCondition | None = None
         self._battery: int | None = None
         self._last_rx_s = 0.0
+        self._last_hr_s = 0.0
+        self._probed = False  # notifications re-armed in this silence of the heart rate
+        self._subscribed: dict[str, Any] = {}  # characteristic -> callback, to re-arm
         self._link_down = asyncio.Event()
         self._ever_ok = False
         self._silent = False
@@ -218,7 +224,7 @@ class Strap:
                 attempt, failures, reason = attempt + 1, failures + 1, self._reason(exc)
                 self._status("lost", reason)
             except StrapError as exc:
-                was_ok = self._condition in ("ok", "no-contact")
+                was_ok = self._condition in ("ok", "no-contact") or self._probed  # re-arming
                 attempt = 0 if was_ok else attempt + 1
                 failures, reason = (0 if was_ok else failures + 1), self._reason(exc)
                 self._status("lost", reason)  # reported before the slow teardown
@@ -244,7 +250,7 @@ class Strap:
 
     async def _session(self, client: BleakClient) -> None:
         self._link_down = asyncio.Event()
-        self._silent = False
+        self._silent = self._probed = False
         try:
             async with connect_lock():
                 async with asyncio.timeout(self.config.connect_timeout_s):
@@ -258,7 +264,7 @@ class Strap:
             await self._arm(client)
             self._ever_ok = True
             self._status("ok")
-            await self._watch()
+            await self._watch(client)
         except StrapError:
             raise
         except Exception as exc:  # anything bleak raises, never CancelledError
@@ -267,14 +273,44 @@ class Strap:
     def _on_disconnect(self, _client: BleakClient) -> None:
         self._link_down.set()
 
-    async def _watch(self) -> None:
+    async def _watch(self, client: BleakClient) -> None:
         while not self._link_down.is_set():
             await self.clock.sleep(self.config.poll_s)
-            silent = self.clock.now() - self._last_rx_s
+            # once re-armed, the heart rate must come back (other streams may not hide it)
+            last = self._last_hr_s if self._probed else self._last_rx_s
+            silent = self.clock.now() - last
             if silent > self.config.watchdog_s:
                 self._silent = True
                 raise StrapLost(f"{self.address}: silent for {silent:.1f} s")
+            hr_silent = self.clock.now() - self._last_hr_s
+            if hr_silent > self.config.probe_s and not self._probed:
+                await self._rearm(client, hr_silent)
         raise StrapLost(f"{self.address}: disconnected")
+
+    async def _rearm(self, client: BleakClient, hr_silent: float) -> None:
+        """Subscribe again to everything armed: a GATT Service Changed makes BlueZ export
+        new, unsubscribed objects, and the streams stop without the link dropping.
+
+        Once per silence of the heart rate; the strap is "connecting" until its next heart
+        rate. A subscription that cannot be made (the characteristic is gone) ends the link
+        now, and the reconnection resolves the services afresh; a heart rate that stays
+        silent is left to the watchdog.
+        """
+        self._probed = True
+        note = f"silent for {hr_silent:.1f} s: re-arming"
+        self._status("connecting", note)
+        try:
+            async with asyncio.timeout(self.config.command_timeout_s):
+                for uuid, callback in self._subscribed.items():
+                    try:
+                        await client.start_notify(uuid, callback)
+                    except BleakDBusError as exc:
+                        if not exc.dbus_error.endswith(".InProgress"):  # else: still subscribed
+                            raise
+        except Exception as exc:  # anything bleak raises, never CancelledError
+            if self._link_down.is_set():
+                raise StrapLost(f"{self.address}: disconnected") from exc
+            raise StrapLost(f"{self.address}: {note} failed: {one_line(exc)}") from exc
 
     async def _teardown(self, client: BleakClient) -> None:
         # Stop PMD first (a strap keeps streaming into a half-open link otherwise), then
@@ -296,7 +332,8 @@ class Strap:
     async def _arm(self, client: BleakClient) -> None:
         services = client.services
         self._dater.reset()
-        self._last_rx_s = self.clock.now()
+        self._last_rx_s = self._last_hr_s = self.clock.now()
+        self._subscribed = {}
         if services.get_characteristic(hrs.HEART_RATE_MEASUREMENT) is None:
             raise StrapLost(f"{self.address}: no heart-rate service on this device")
         if services.get_characteristic(hrs.BATTERY_LEVEL) is not None:
@@ -305,14 +342,14 @@ class Strap:
                     await client.read_gatt_char(hrs.BATTERY_LEVEL))
             except MalformedFrame as exc:
                 self._count_malformed("battery", exc)
-        await client.start_notify(hrs.HEART_RATE_MEASUREMENT, self._on_hr)
+        await self._subscribe(client, hrs.HEART_RATE_MEASUREMENT, self._on_hr)
         if self.config.use_pmd and services.get_service(pmd.PMD_SERVICE) is not None:
             await self._start_pmd(client)
 
     async def _start_pmd(self, client: BleakClient) -> None:
         self._cp = asyncio.Queue()
-        await client.start_notify(pmd.PMD_CONTROL, self._on_control)
-        await client.start_notify(pmd.PMD_DATA, self._on_pmd)
+        await self._subscribe(client, pmd.PMD_CONTROL, self._on_control)
+        await self._subscribe(client, pmd.PMD_DATA, self._on_pmd)
         try:
             features = pmd.parse_features(await client.read_gatt_char(pmd.PMD_CONTROL))
         except MalformedFrame as exc:
@@ -339,6 +376,10 @@ class Strap:
             self._streams[kind] = _Stream(float(fs_hz), float(factor))
             for data, arrived in early:
                 self._take_pmd(data, arrived)
+
+    async def _subscribe(self, client: BleakClient, uuid: str, callback: Any) -> None:
+        await client.start_notify(uuid, callback)
+        self._subscribed[uuid] = callback
 
     async def _request(self, client: BleakClient, request: bytes) -> pmd.ControlPointResponse:
         while not self._cp.empty():  # stale answers of an earlier request
@@ -371,7 +412,10 @@ class Strap:
             self._count_malformed("control point", exc)
 
     def _on_hr(self, _char: Any, data: bytearray) -> None:
-        now = self._last_rx_s = self.clock.now()
+        now = self._last_rx_s = self._last_hr_s = self.clock.now()
+        if self._probed and self._condition == "connecting":  # re-armed: flowing again
+            self._status("ok")
+        self._probed = False
         try:
             m = hrs.parse_heart_rate_measurement(data)
         except MalformedFrame as exc:

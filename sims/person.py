@@ -55,6 +55,8 @@ INHALE_FRACTION_RANGE = (0.3, 0.5)  # of a breath (drawn per person)
 BREATH_CV_RANGE = (0.06, 0.2)  # breath-to-breath variability of rate (resting adults: 0.1-0.25)
 BREATH_TILT_MG = 18.0  # chest tilt per unit depth, mG
 G_MG = 1000.0
+TALK_BREATH_CV = 0.45  # breath-to-breath variability while talking
+TALK_VIBRATION_MG = 10.0  # chest vibration of the voice, mG RMS
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +78,8 @@ class PersonSpec:
     breath_cv: float | None = None  # breath-to-breath variability of the rate
     edr_sign: float | None = None  # +1: R waves grow on the inhale, -1: they shrink
     natural_bpm: float | None = None  # fixed natural rate instead of 6 + 12 x arousal
+    talk_share: float = 0.0  # share of the time spent talking, in bouts
+    talk_bout_s: float = 20.0  # mean length of a bout of talk, seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,16 @@ class Physiology:
             sign if spec.edr_sign is None else spec.edr_sign,
             axis,
         )
+
+
+def aged_spec(label: str, age_years: float, fitness: float, **kw: float) -> PersonSpec:
+    """A person of this age and fitness (0 unfit .. 1 athlete): resting heart rate and the
+    size of their respiratory sinus arrhythmia drawn from the simulator's own rules of
+    thumb (resting rate lower when fit, a little higher with age; RSA about halving from
+    the 20s to the 60s and larger when fit), not from anything the coach estimates."""
+    hr_rest = 74.0 - 14.0 * fitness + 0.08 * (age_years - 40.0)
+    rsa = 12.0 * 0.5 ** ((age_years - 25.0) / 40.0) * (0.7 + 0.6 * fitness)
+    return PersonSpec(label, hr_rest_bpm=hr_rest, rsa_bpm=rsa, **kw)  # type: ignore[arg-type]
 
 
 def natural_rate_bpm(arousal: float) -> float:
@@ -151,6 +165,10 @@ class Person:
         self._ecg_n = 0
         self._t_origin = t0_s
         self._volume_hist: list[tuple[float, float]] = []
+        self.talking = False
+        self.talk_bouts: list[tuple[float, float]] = []  # (start, end) of each bout so far
+        # talk draws from its own stream, so people who never talk are unchanged
+        self._talk_rng = rng.spawn(1)[0] if spec.talk_share > 0 else None
 
     # --------------------------------------------------------------- dynamics
     def _natural_bpm(self, arousal: float) -> float:
@@ -183,7 +201,26 @@ class Person:
             omega += self.spec.phase_coupling * ORB_PULL * math.sin(partner_phase - self.phase)
         return max(omega, 0.2)
 
+    def _step_talk(self, t0: float, dt: float) -> None:
+        """Bouts of talk start at random and last about ``talk_bout_s`` seconds."""
+        if self._talk_rng is None:
+            return
+        share, bout = self.spec.talk_share, self.spec.talk_bout_s
+        if self.talking:
+            if t0 >= self.talk_bouts[-1][1]:
+                self.talking = False
+            return
+        if self._talk_rng.uniform() < dt * share / (max(1.0 - share, 0.05) * bout):
+            length = float(np.clip(self._talk_rng.exponential(bout), 5.0, 4 * bout))
+            self.talk_bouts.append((t0, t0 + length))
+            self.talking = True
+
     def _new_breath(self) -> None:
+        if self.talking and self._talk_rng is not None:  # speech: short inhales, long
+            self._breath_jitter = float(np.clip(  # and uneven exhales
+                self._talk_rng.normal(0.9, TALK_BREATH_CV), 0.35, 1.8))
+            self._depth = self.spec.depth * float(self._talk_rng.uniform(0.4, 1.3))
+            return
         cv = self.physiology.breath_cv
         self._breath_jitter = float(np.clip(self.rng.normal(1.0, cv), 0.7, 1.3))
         depth = self.spec.depth * float(np.clip(self.rng.normal(1.0, 0.1), 0.6, 1.4))
@@ -213,6 +250,7 @@ class Person:
         if dt <= 0:
             raise ValueError("advance() needs a later time")
         self._step_arousal(dt)
+        self._step_talk(t0, dt)
         aim = self._aim_rate(orb, partner_rate_bpm)
         self.rate_bpm += (aim - self.rate_bpm) * min(dt / RATE_TAU_S, 1.0)
         omega = self._phase_rate(t0, orb, partner_phase)
@@ -287,6 +325,9 @@ class Person:
             k = (t >= b) & (t < b + 0.25)
             out[k, 0] += 4.0 * np.sin(2 * math.pi * 8.0 * (t[k] - b)) * np.exp(-(t[k] - b) / 0.08)
         out += self.rng.normal(0, 2.0, out.shape)
+        if self.talking and self._talk_rng is not None and n > 1:  # the voice on the chest
+            hum = self._talk_rng.normal(0, TALK_VIBRATION_MG, (n + 1, 3))
+            out += (hum[1:] - hum[:-1]) / math.sqrt(2.0)  # broadband, most above 20 Hz
         return out
 
     def _ecg(self, t: np.ndarray, t0: float, omega: float) -> np.ndarray:

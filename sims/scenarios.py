@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,14 +65,15 @@ SCENARIOS: dict[str, Scenario] = {
         ),
         Scenario(
             "anchor-flip",
-            "A starts calm and B activated; from minute 7 to 8 they trade places.",
+            "After the baseline A calms down and anchors; from minute 7 to 8 they trade "
+            "places: A activated, B calmer than at their baseline.",
             (
-                PersonSpec("A", arousal=0.17, compliance=0.2, hr_rest_bpm=58.0),
-                PersonSpec("B", arousal=0.83, compliance=0.2, hr_rest_bpm=64.0, lean_deg=20.0),
+                PersonSpec("A", arousal=0.35, compliance=0.2, hr_rest_bpm=58.0),
+                PersonSpec("B", arousal=0.6, compliance=0.2, hr_rest_bpm=64.0, lean_deg=20.0),
             ),
             arousal_schedule={
-                "A": ((0.0, 0.17), (420.0, 0.17), (480.0, 0.85)),
-                "B": ((0.0, 0.83), (420.0, 0.83), (480.0, 0.15)),
+                "A": ((0.0, 0.35), (140.0, 0.35), (180.0, 0.17), (420.0, 0.17), (480.0, 0.6)),
+                "B": ((0.0, 0.6), (420.0, 0.6), (480.0, 0.2)),
             },
         ),
         Scenario(
@@ -93,22 +95,37 @@ SCENARIOS: dict[str, Scenario] = {
              PersonSpec("T", arousal=0.05, compliance=0.0, hr_rest_bpm=56.0, lean_deg=5.0)),
         ),
         Scenario(
-            "independent",
-            "Two people who ignore the orb and each other (synchrony at its baseline).",
+            "uncoupled",
+            "Control: two people who each breathe on their own, ignoring the orb and each "
+            "other, at different natural rates (synchrony only by chance).",
             (PersonSpec("A", arousal=0.3, compliance=0.0),
              PersonSpec("B", arousal=0.45, compliance=0.0)),
         ),
         Scenario(
-            "attuned",
-            "Two people who ignore the orb but attune to each other's breathing.",
-            (PersonSpec("A", arousal=0.3, compliance=0.0, phase_coupling=0.8),
-             PersonSpec("B", arousal=0.4, compliance=0.0, phase_coupling=0.8)),
+            "same-rate",
+            "Control: uncoupled as well, but both at the same natural rate (similar rates "
+            "are not synchrony).",
+            (PersonSpec("A", arousal=0.35, compliance=0.0),
+             PersonSpec("B", arousal=0.35, compliance=0.0)),
         ),
         Scenario(
-            "locked",
-            "Two people who both lock onto the orb and not onto each other.",
+            "orb-only",
+            "Control: two people who both lock onto the orb and not onto each other (the orb "
+            "explains their synchrony).",
             (PersonSpec("A", arousal=0.3, compliance=0.9),
              PersonSpec("B", arousal=0.45, compliance=0.9)),
+        ),
+        Scenario(
+            "attuned",
+            "Two people who ignore the orb but attune to each other's breathing.",
+            (PersonSpec("A", arousal=0.3, compliance=0.0, coupling=0.5, phase_coupling=1.5),
+             PersonSpec("B", arousal=0.4, compliance=0.0, coupling=0.5, phase_coupling=1.5)),
+        ),
+        Scenario(
+            "talking",
+            "calm-anchor while both partners talk about a third of the time, in bouts.",
+            (dataclasses.replace(_CALM_A, talk_share=0.3),
+             dataclasses.replace(_ACTIVATED_B, talk_share=0.3)),
         ),
         Scenario(
             "chaos",

@@ -495,18 +495,19 @@ class Device(ServiceInterface):
         self.export_gatt()
         self._set({"ServicesResolved": True})
 
-    def export_gatt(self) -> None:
-        """Services and characteristics of the link as D-Bus objects (InterfacesAdded)."""
+    def export_gatt(self, moved: int = 0) -> None:
+        """Services and characteristics of the link as D-Bus objects (InterfacesAdded),
+        their object paths ``moved`` handles further on."""
         assert self.link is not None and self.link.services is not None
         for svc in self.link.services:
             if svc.uuid in self.faults.hidden_services:
                 continue
-            spath = f"{self.path}/service{svc.handle:04x}"
+            spath = f"{self.path}/service{svc.handle + moved:04x}"
             gs = GattService(svc.uuid, self.path)
             self.sim.bus.export(spath, gs)
             self.gatt_paths.append((spath, gs))
             for char in svc.characteristics:
-                cpath = f"{spath}/char{char.handle:04x}"
+                cpath = f"{spath}/char{char.handle + moved:04x}"
                 gc = GattCharacteristic(self, spath, char)
                 self.sim.bus.export(cpath, gc)
                 self.gatt_paths.append((cpath, gc))
@@ -641,8 +642,9 @@ class BlueZSim:
         else:
             self.adapter.emit_properties_changed({"Powered": True})
 
-    def change_services(self, address: str) -> None:
-        """A Service Changed indication: the GATT objects go and come back, unsubscribed."""
+    def change_services(self, address: str, moved: int = 0) -> None:
+        """A Service Changed indication: the GATT objects go and come back, unsubscribed
+        (at new object paths if ``moved``: the handles moved by that much)."""
         dev = self.devices[address.upper()]
         link = dev.link
         if link is None:
@@ -650,7 +652,7 @@ class BlueZSim:
         for char in dev.unexport_gatt():
             if char.notifying:
                 asyncio.get_running_loop().create_task(link.stop_notify(char.char))
-        dev.export_gatt()
+        dev.export_gatt(moved)
 
     def notify(self, address: str, uuid: str, data: bytes) -> None:
         """Notify ``data`` on a characteristic now, as if the strap had sent these bytes."""

@@ -45,7 +45,10 @@ def test_report_is_one_self_contained_page(tmp_path: Path, make_state: Any) -> N
     assert page.count("<svg") == 4  # breathing, heart rate, calm, synchrony: inline
     assert re.search(r'data-key="calm" data-ymin="0" data-ymax="1"', page)  # full range
     assert "time to convergence" in page and "1.7 min" in page  # B within 1/min from 100 s
-    assert "share of time synchronous beyond baseline" in page
+    # A breathes with the orb and B locks onto A, so onto the orb too: the orb explains
+    # their synchrony, judged offline from the recorded phases against pseudo-couples
+    assert "time synchronous beyond chance (quiet breathing)</th><td>0 % (95 % CI 0-" in page
+    assert "Wilson; 6 independent one-minute windows" in page
     assert "A: coherence ratio (mean)" in page and "0.50" in page
     assert messages  # progress for the user
 
@@ -85,12 +88,13 @@ def test_report_of_a_simulated_session_shows_the_sessions_own_figures(tmp_path: 
         series = load_series(reader)
         page = render_report(reader)
     rows, sync, _ = summarize(series)
-    assert set(sync) == set(SESSION_SYNC)  # synchrony beside its baselines, as live
+    assert set(sync) == set(SESSION_SYNC)  # synchrony beside its chance levels, as live
     names = dict(rows)
     for label in ("A", "B"):
         assert float(names[f"{label}: mean rate"].split()[0]) > 4.0
         assert f"{label}: coherence ratio (mean)" in names
-    assert names["share of time synchronous beyond baseline"].endswith("%")
+    assert "Wilson" in names["time synchronous beyond chance (quiet breathing)"]
+    assert "time synchronous beyond chance (while talking)" in names
     assert page.count("<svg") == 4
 
 

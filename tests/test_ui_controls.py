@@ -85,6 +85,12 @@ def test_guide_and_baseline(dash, stand_in, qtbot) -> None:
     assert _last(stand_in) == Command(kind="baseline")
 
 
+def test_release_hold(dash, stand_in, qtbot) -> None:
+    qtbot.mouseClick(dash.controls.release, Qt.MouseButton.LeftButton)
+    assert _last(stand_in) == Command(kind="release-hold")
+    assert "hold released" in dash.controls.feedback.text()
+
+
 @pytest.mark.parametrize("kind", ["rupture", "repair", "touch", "eye contact"])
 def test_marker_buttons(dash, stand_in, qtbot, kind) -> None:
     qtbot.mouseClick(dash.controls.marker_buttons[kind], Qt.MouseButton.LeftButton)

@@ -115,11 +115,14 @@ def test_synchrony_when_present_and_absent(dash, stand_in, make_state, qtbot) ->
     qtbot.waitUntil(lambda: dash.states_seen >= 20, timeout=2000)
     assert dash.header.sync.text() == ""
     assert dash.trends._no_sync.isVisible()
-    sync = {"breath_plv": 0.6, "breath_plv_baseline": 0.3, "hr_xcorr": 0.2}
+    sync = {"breath_ppc": 0.6, "breath_ppc_chance": 0.3, "hr_xcorr": 0.2, "orb_follows": "A",
+            "session": {"synchrony_beyond_chance_percent": 40.0, "windows": 10}}
     _feed(stand_in, make_state, 2.0, extra={"synchrony": sync})
     qtbot.waitUntil(lambda: dash.states_seen >= 40, timeout=2000)
-    assert "Breath sync <b>0.60</b>" in dash.header.sync.text()
-    assert "baseline 0.30" in dash.header.sync.text()
+    text = dash.header.sync.text()
+    assert "Breath sync <b>0.60</b> (beyond chance: 0.30)" in text
+    assert "time synchronous beyond chance <b>40 %</b>" in text
+    assert "the orb follows A" in text
     # trend plots redraw one per frame: the synchrony plot follows within a few frames
     qtbot.waitUntil(lambda: not dash.trends._no_sync.isVisible(), timeout=2000)
 
@@ -159,6 +162,14 @@ def test_card_shows_which_breathing_source_is_trusted(dash, stand_in, make_state
                                              (0.5, "4:8")])
 def test_ratio_text(ratio, text) -> None:
     assert _ratio_text(ratio) == text
+
+
+def test_anchor_hand_over_is_shown(dash, stand_in, make_state, qtbot) -> None:
+    t = stand_in.clock.now()
+    stand_in.states.publish(make_state(t, anchor="B", extra={"anchor_handover": "A -> B"}))
+    qtbot.waitUntil(lambda: "handed over A -> B" in dash.header.anchor.text(), timeout=2000)
+    stand_in.states.publish(make_state(t + 0.1, anchor="A", extra={"anchor_handover": "A -> B"}))
+    qtbot.waitUntil(lambda: "handed over" not in dash.header.anchor.text(), timeout=2000)
 
 
 def test_header_words_match_what_the_orb_does(qtbot, stand_in, make_state) -> None:

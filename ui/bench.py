@@ -86,7 +86,7 @@ def prefill_trends(ring: Any, t_end_s: float, history_s: float, seed: int = 0) -
         return
     t = t_end_s - history_s + style.TREND_STEP_S * np.arange(n)
     slow = np.sin(2 * np.pi * (t - t[0]) / 600.0)
-    base = {"pacer_bpm": 6.0 + 0.5 * slow, "breath_plv": 0.5 + 0.2 * slow,
+    base = {"pacer_bpm": 6.0 + 0.5 * slow, "breath_ppc": 0.5 + 0.2 * slow,
             "hr_xcorr": 0.3 + 0.2 * slow}
     for name in ring.columns:
         kind = name.split("_")[0]

@@ -122,8 +122,13 @@ class ControlPanel(QWidget):
         self.pause.setToolTip("Space: the orb finishes this breath and rests, softly, at "
                               "the end of the exhale")
         self.pause.toggled.connect(self._pause_toggled)
-        grid.addWidget(self.hold, 0, 0, 1, 2)
-        grid.addWidget(self.pause, 0, 2)
+        grid.addWidget(self.hold, 0, 0)
+        grid.addWidget(self.pause, 0, 1)
+        self.release = QPushButton("Release hold")
+        self.release.setToolTip("Let the orb lead again although a partner's alert is set "
+                                "or their strap was lost while alerting")
+        self.release.clicked.connect(lambda: self.send(Command(kind="release-hold")))
+        grid.addWidget(self.release, 0, 2)
         grid.addWidget(QLabel("Anchor"), 1, 0)
         grid.addWidget(self._anchor_buttons(labels), 1, 1, 1, 2)
         grid.addWidget(QLabel("Pace"), 2, 0)
@@ -358,4 +363,6 @@ def describe(cmd: Command) -> str:
         return "guide on" if cmd.value else "guide off"
     if cmd.kind == "hold":
         return "hold pace" if cmd.value else "release the held pace"
+    if cmd.kind == "release-hold":
+        return "hold released"
     return cmd.kind

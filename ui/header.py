@@ -53,20 +53,27 @@ def pacer_text(pacer: PacerState | None, baseline_left_s: float | None = None) -
 
 
 def sync_text(sync: Mapping[str, Any] | None) -> str:
-    """Synchrony now and against its baseline, when the session publishes it."""
+    """Synchrony now against chance, the session's share beyond chance, and whom the orb
+    follows (the anchor's locking to the orb is the orb's doing, not theirs)."""
     if not sync:
         return ""
     parts = []
-    for key, name in (("breath_plv", "Breath sync"), ("hr_xcorr", "Heart sync")):
-        value = sync.get(key)
-        if not isinstance(value, int | float):
-            continue
-        base = sync.get(f"{key}_baseline")
-        text = f"{name} <b>{value:.2f}</b>"
-        if isinstance(base, int | float):
-            arrow = "\u25b2" if value > base else ("\u25bc" if value < base else "")
-            text += f" {arrow} (baseline {base:.2f})"
+    value, chance = sync.get("breath_ppc"), sync.get("breath_ppc_chance")
+    if isinstance(value, int | float):
+        text = f"Breath sync <b>{value:.2f}</b>"
+        if isinstance(chance, int | float):
+            word = "beyond chance" if value > chance else "within chance"
+            text += f" ({word}: {chance:.2f})"
         parts.append(text)
+    session = sync.get("session")
+    share = session.get("synchrony_beyond_chance_percent") if isinstance(session, Mapping) \
+        else None
+    if isinstance(share, int | float):
+        parts.append(f"time synchronous beyond chance <b>{share:.0f} %</b> "
+                     f"of {session.get('windows')} min")
+    follows = sync.get("orb_follows")
+    if isinstance(follows, str):
+        parts.append(f"the orb follows {follows}")
     return " \u00b7 ".join(parts)
 
 
@@ -108,7 +115,10 @@ class Header(QFrame):
         self.time.setText(f"{int(seconds // 60):02d}:{int(seconds % 60):02d}")
         color = style.PARTNER_COLOR.get(state.anchor or "", style.MUTED)
         anchor = state.anchor or "\u2013"
-        self.anchor.setText(f'Anchor <span style="color:{color}">{anchor}</span>')
+        handover = state.extra.get("anchor_handover")
+        note = (f' <small>(handed over {handover}: strap lost)</small>'
+                if isinstance(handover, str) and handover.endswith(f"-> {anchor}") else "")
+        self.anchor.setText(f'Anchor <span style="color:{color}">{anchor}</span>{note}')
         left = state.extra.get("baseline_left_s")
         left = float(left) if isinstance(left, int | float) else None
         self.pacer.setText(pacer_text(state.pacer, left))

@@ -33,7 +33,7 @@ WARN_COLOR: Final = "#f59e0b"
 ALERT_COLOR: Final = "#ef4444"
 INFO_COLOR: Final = "#94a3b8"
 MARKER_COLOR: Final = "#e879f9"
-SYNC_COLORS: Final = {"breath_plv": "#4fd1c5", "hr_xcorr": "#f472b6"}
+SYNC_COLORS: Final = {"breath_ppc": "#4fd1c5", "hr_xcorr": "#f472b6"}
 
 LOW_BATTERY_PCT: Final = 15  # % at or below which a strap's battery is flagged
 WAVE_WINDOW_S: Final = 60.0  # s of breathing waveform shown per partner

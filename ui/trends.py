@@ -19,8 +19,8 @@ from ui import style
 from ui.plotkit import add_curve, horizontal_line, make_plot, set_curve, title_legend
 from ui.ring import Ring
 
-SYNC_KEYS = ("breath_plv", "hr_xcorr")
-SYNC_NAMES = {"breath_plv": "breath locking", "hr_xcorr": "heart-rate corr."}
+SYNC_KEYS = ("breath_ppc", "hr_xcorr")
+SYNC_NAMES = {"breath_ppc": "breath consistency", "hr_xcorr": "heart-rate corr."}
 
 
 def trend_columns(labels: Iterable[str]) -> list[str]:
@@ -112,14 +112,14 @@ class TrendPlots(QWidget):
         for w in chosen:
             w.setXRange(min(start, span - 1.0), span, padding=0.01)
         if self.sync in chosen:
-            has_sync = bool(np.isfinite(ring.column("breath_plv")).any()
+            has_sync = bool(np.isfinite(ring.column("breath_ppc")).any()
                             or np.isfinite(ring.column("hr_xcorr")).any())
             self._no_sync.setVisible(not has_sync)
 
     def show_sync_baselines(self, sync: Mapping[str, Any]) -> None:
-        """Dotted lines at each synchrony measure's baseline, when published."""
+        """Dotted lines at each synchrony measure's chance level, when published."""
         for key in SYNC_KEYS:
-            base = sync.get(f"{key}_baseline")
+            base = sync.get(f"{key}_chance")
             if not isinstance(base, int | float):
                 continue
             line = self._baselines.get(key)

@@ -266,6 +266,7 @@ class _Printer:
     def summary(self, session: Session, world: Any) -> dict[str, Any]:
         last = self.last.to_json(session.t_origin_s) if self.last else None
         sys.stdout.flush()
+        sync = session.synchrony.session_summary()
         return {
             "summary": True,
             "scenario": world.scenario.name,
@@ -274,6 +275,11 @@ class _Printer:
             "anchor_changes": session.coregulator.chooser.changes,
             "strap_losses": {k: t.losses for k, t in session.trackers.items()},
             "errors": session.errors,
+            # share of independent 60 s windows with breath synchrony beyond chance
+            "synchrony_beyond_chance_percent": sync["synchrony_beyond_chance_percent"],
+            "synchrony_ci95_percent": sync["ci95_percent"],
+            "synchrony_windows": sync["windows"],
+            "synchrony_windows_beyond_chance": sync["windows_beyond_chance"],
             "final": last,
         }
 

@@ -29,7 +29,8 @@ PREFIX = "coach/v1"
 MAX_PAYLOAD_BYTES = 16_384  # a state of three partners is about 1 kB
 MAX_NOTE_CHARS = 500
 MAX_KIND_CHARS = 64
-CONTROL_KINDS = ("pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "hold")
+CONTROL_KINDS = ("pause", "resume", "anchor", "pace", "ratio", "guide", "marker", "hold",
+                 "release-hold")
 PACE_RANGE_BPM = (3.0, 30.0)  # breaths per minute a remote may ask for
 RATIO_RANGE = (0.2, 5.0)  # inhale/exhale
 STATUS_WORDS = ("ok", "connecting", "lost", "no-contact", "off")
@@ -264,7 +265,7 @@ def command_to_json(cmd: Command) -> dict[str, Any]:
 
 
 def _control_value(kind: str, value: Any) -> Any:
-    if kind in ("pause", "resume"):
+    if kind in ("pause", "resume", "release-hold"):
         return None
     if kind == "anchor":
         if value is not None and value not in LABELS:

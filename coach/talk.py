@@ -1,0 +1,96 @@
+"""Is a person talking? From the chest's vibration, or from breathing that lost its rhythm.
+
+Speech breathing is a different thing from quiet breathing (short inhales, long uneven
+exhales; heart rate and RSA change with it), so synchrony and calm leave talk out and
+the report shows it apart.
+
+- **Chest accelerometer** (Polar H10): the voice shakes the chest. Acceleration is
+  high-passed above :data:`TALK_HP_HZ` (breathing, posture and most of the heartbeat's
+  jolt lie below), its RMS taken per second, and a second counts as talk when that RMS
+  exceeds :data:`TALK_RATIO` times the person's quiet level (the
+  :data:`QUIET_PERCENTILE`th percentile of their last :data:`HISTORY_S` seconds). The
+  flag stays :data:`HANGOVER_S` after the last loud second (pauses between phrases).
+- **ECG or R-R only**: no vibration to see; breathing irregular beyond
+  :data:`IRREGULAR_BELOW` (the breath estimator's regularity) counts as talk. Coarser:
+  it follows breaths, not seconds.
+
+Validated on the simulator only (sims.person talking bouts): no recording of real talk
+with a reference was available (docs/coregulation.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Final
+
+import numpy as np
+from scipy import signal
+
+from coach.types import AccChunk
+
+TALK_HP_HZ: Final = 15.0  # Hz
+TALK_RATIO: Final = 2.5  # times the quiet level
+QUIET_PERCENTILE: Final = 25.0
+HISTORY_S: Final = 300  # seconds of per-second levels kept
+MIN_HISTORY_S: Final = 20  # seconds before the quiet level is trusted
+HANGOVER_S: Final = 2.0  # seconds
+ACC_STALE_S: Final = 3.0  # without ACC this long, fall back to breathing regularity
+IRREGULAR_BELOW: Final = 0.5  # breathing regularity that counts as talk without ACC
+
+
+class TalkDetector:
+    """The talking flag of one person, fed with their chest-acceleration chunks."""
+
+    def __init__(self) -> None:
+        self._sos: np.ndarray | None = None
+        self._zi: np.ndarray | None = None
+        self._fs: float | None = None
+        self._block: tuple[float, float, int] | None = None  # (start, sum of squares, n)
+        self._levels: deque[float] = deque(maxlen=HISTORY_S)
+        self._loud_until: float | None = None
+        self._last_acc_s: float | None = None
+
+    def push_acc(self, chunk: AccChunk) -> None:
+        """Take one chunk of chest acceleration (mG)."""
+        x = np.asarray(chunk.acc_mg, dtype=float)
+        if len(x) == 0:
+            return
+        if self._sos is None or self._fs != chunk.fs_hz:
+            self._fs = chunk.fs_hz
+            self._sos = signal.butter(4, TALK_HP_HZ, btype="highpass", fs=chunk.fs_hz,
+                                      output="sos")
+            self._zi = np.zeros((self._sos.shape[0], 2, 3))
+        y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
+        power = np.sum(y * y, axis=1)
+        t = chunk.t_s + np.arange(len(x)) / chunk.fs_hz
+        self._last_acc_s = float(t[-1])
+        start, total, n = self._block or (math.floor(t[0]), 0.0, 0)
+        for second in np.unique(np.floor(t)):
+            inside = np.floor(t) == second
+            if second != start:  # a second is complete
+                self._close(start, total, n)
+                start, total, n = second, 0.0, 0
+            total += float(power[inside].sum())
+            n += int(inside.sum())
+        self._block = (start, total, n)
+
+    def _close(self, start: float, total: float, n: int) -> None:
+        if n < 10:
+            return
+        rms = math.sqrt(total / n)
+        if len(self._levels) >= MIN_HISTORY_S:
+            quiet = float(np.percentile(self._levels, QUIET_PERCENTILE))
+            if rms > TALK_RATIO * quiet:
+                self._loud_until = start + 1.0 + HANGOVER_S
+        self._levels.append(rms)
+
+    def talking(self, t_s: float, regularity: float | None) -> bool | None:
+        """Talk now? None when neither the chest nor the breathing can tell."""
+        if self._last_acc_s is not None and t_s - self._last_acc_s <= ACC_STALE_S:
+            if len(self._levels) < MIN_HISTORY_S:
+                return None
+            return self._loud_until is not None and t_s < self._loud_until
+        if regularity is None:
+            return None
+        return regularity < IRREGULAR_BELOW

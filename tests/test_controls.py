@@ -1,0 +1,56 @@
+"""Synchrony against chance through the whole pipeline, shortened (bench/controls.py runs
+the full controls: seeds 1-5 x 1800 s each, see docs/benchmarks.md).
+
+Each run is ``coach demo --headless --speed max`` in-process; the summary's
+``synchrony_beyond_chance_percent`` pools independent one-minute windows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from functools import cache
+
+import pytest
+
+from coach.clock import VirtualClock
+from coach.commands.demo import run_headless
+from coach.synchrony import share_summary
+
+SEEDS = (1, 2)
+DURATION_S = 900.0
+
+
+@cache
+def _summary(scenario: str, seed: int) -> dict:
+    clock = VirtualClock()
+    with contextlib.redirect_stdout(io.StringIO()):
+        return clock.run(run_headless(clock, scenario, seed, DURATION_S, emit_json=False))
+
+
+def _pooled(scenario: str) -> dict:
+    runs = [_summary(scenario, seed) for seed in SEEDS]
+    return share_summary(sum(r["synchrony_windows_beyond_chance"] for r in runs),
+                         sum(r["synchrony_windows"] for r in runs))
+
+
+def test_the_summary_gives_the_share_its_interval_and_the_windows() -> None:
+    s = _summary("attuned", 1)
+    pct, (lo, hi), n = (s["synchrony_beyond_chance_percent"], s["synchrony_ci95_percent"],
+                        s["synchrony_windows"])
+    assert n >= 10  # independent one-minute windows, judged from minute 3 or so
+    assert lo <= pct <= hi
+    assert pct == pytest.approx(100.0 * s["synchrony_windows_beyond_chance"] / n, abs=0.01)
+
+
+@pytest.mark.parametrize("scenario", ["uncoupled", "same-rate", "orb-only"])
+def test_controls_are_rarely_synchronous_beyond_chance(scenario: str) -> None:
+    r = _pooled(scenario)
+    assert r["windows"] >= 20
+    assert r["synchrony_beyond_chance_percent"] <= 10.0  # chance alone: about 5 %
+
+
+def test_attuned_partners_are_synchronous_beyond_chance_most_of_the_time() -> None:
+    r = _pooled("attuned")
+    assert r["synchrony_beyond_chance_percent"] >= 80.0
+    assert r["ci95_percent"][0] >= 60.0
