@@ -6,6 +6,9 @@ it), then fits what is tuned here, the ECG phase delay (``coach.breath.PHASE_DEL
 on nine recordings and scores the tenth with it: the leave-one-recording-out figure.
 
 Run: .venv/bin/python bench/phase_loo.py [DATA_DIR]   (default ../shared/data)
+     .venv/bin/python bench/phase_loo.py --bound [DATA_DIR]: what prediction alone costs:
+     the reference's own inhale onsets, known DELAY s after they happen, extrapolated with
+     the last breath's period (no coach involved), scored the same way.
 """
 
 from __future__ import annotations
@@ -35,9 +38,33 @@ def _phase_eval(data: Path):  # the shared scorer, used as it lies
     return mod
 
 
+def bound(pe, recs: list[Path]) -> None:
+    """The error of a phase extrapolated from the true onsets, known ``delay`` s late."""
+    fs = pe.FS
+    refs = [pe.reference_phase(*pe.load(rec)[1:])[0] for rec in recs]
+    for delay in (0.0, 0.5, 1.0, 1.5):
+        errs = []
+        for ref in refs:
+            onsets = np.flatnonzero(np.diff(ref) < -np.pi) + 1  # where the phase wraps
+            ts = np.arange(60.0, ref.size / fs, 0.1)
+            k = np.searchsorted(onsets / fs, ts - delay, side="right")  # onsets known at ts
+            ok = k >= 2
+            last, prev = onsets[np.maximum(k - 1, 0)] / fs, onsets[np.maximum(k - 2, 0)] / fs
+            est = np.where(ok, 2 * np.pi * (ts - last) / np.maximum(last - prev, 1e-9), np.nan)
+            errs.append(pe.score(ts, est % (2 * np.pi), ref)["_abs"])
+        e = np.degrees(np.concatenate(errs))
+        print(json.dumps({"onsets_known_after_s": delay, "median_abs_deg": round(float(
+            np.median(e)), 1), "mean_abs_deg": round(float(np.mean(e)), 1)}))
+
+
 def main() -> None:
-    data = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared" / "data"
+    args = [a for a in sys.argv[1:] if a != "--bound"]
+    data = Path(args[0]) if args else ROOT.parent / "shared" / "data"
     pe = _phase_eval(data)
+    if "--bound" in sys.argv[1:]:
+        bound(pe, sorted(p for p in (data / "recordings").glob("marsh_*")
+                         if (p / "IP.mat").exists()))
+        return
     used = breath.PHASE_DELAY_S["ecg"]
     recs = sorted(p for p in (data / "recordings").glob("marsh_*") if (p / "IP.mat").exists())
     runs = {}

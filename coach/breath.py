@@ -52,6 +52,7 @@ TRUST_HOLD_S: Final = 30.0  # s above the gate before the pacer may steer toward
 DISAGREE_BPM: Final = 3.0  # /min between chest motion and heart rate (RR) ...
 DISAGREE_HOLD_S: Final = 30.0  # ... for this long: they disagree
 DISAGREE_FACTOR: Final = 0.5  # confidence kept while they disagree
+AGREE_HOLD_S: Final = 10.0  # s of agreement before a disagreement is over
 log = logging.getLogger(__name__)
 
 MIN_DATA_S: Final = 30.0  # s after the first data (of any source) before any rate is reported
@@ -284,6 +285,7 @@ class BreathEstimator:
         self.trusted = False  # confidence held the gate for TRUST_HOLD_S: the pacer may follow
         self.disagree = False  # chest motion and heart rate disagree on the rate
         self._disagree_since: float | None = None
+        self._agree_since: float | None = None
         self._trusted_since: float | None = None
         self._trusted_source: str | None = None
         self._due_s = -math.inf
@@ -405,10 +407,10 @@ class BreathEstimator:
                 if conf[name] >= QUALITY_GATE[name]:
                     chosen = name
                     break
-        if chosen == "acc":
-            chosen = self._cross_check(t_s, conf)
+        if "acc" in conf:  # chest motion has a rate: check it against heart rate
+            chosen = self._cross_check(t_s, conf) or chosen
         else:
-            self._disagree_since, self.disagree = None, False
+            self._disagree_since, self._agree_since, self.disagree = None, None, False
         # the windows learn their sources' quality and sign from the start, but a
         # window of a few breaths gives rates far off: report once there is more
         early = self._first_s is None or t_s - self._first_s < MIN_DATA_S
@@ -421,25 +423,35 @@ class BreathEstimator:
             self._trusted_since, self._trusted_source = t_s, self.source
         self.trusted = self._trusted_since is not None and t_s - self._trusted_since >= TRUST_HOLD_S
 
-    def _cross_check(self, t_s: float, conf: dict[str, float]) -> str:
-        """Chest motion against the strap's heart rate (RR): more than
-        :data:`DISAGREE_BPM` apart for :data:`DISAGREE_HOLD_S` lowers the confidence
-        and the estimate follows the source of the better long-term quality."""
+    def _cross_check(self, t_s: float, conf: dict[str, float]) -> str | None:
+        """Chest motion against the strap's heart rate (RR), whichever is in use: more
+        than :data:`DISAGREE_BPM` apart for :data:`DISAGREE_HOLD_S` lowers the confidence
+        and the estimate follows the source of the better long-term quality (returned;
+        None while they agree). The flag clears once they have agreed for
+        :data:`AGREE_HOLD_S` (one stray window is no agreement)."""
         w = self.windows["rr"]
-        rr = w.rate_bpm(t_s) if self._fresh("rr", t_s) and w.update(t_s) is not None else None
+        # analysed already in this update, or now
+        rr_ok = "rr" in conf or (self._fresh("rr", t_s) and w.update(t_s) is not None)
+        rr = w.rate_bpm(t_s) if rr_ok else None
         acc = self.windows["acc"].rate_bpm(t_s)
         if rr is None or acc is None or abs(acc - rr) <= DISAGREE_BPM:
             self._disagree_since = None
-        elif self._disagree_since is None:
-            self._disagree_since = t_s
+            if self._agree_since is None:
+                self._agree_since = t_s
+        else:
+            self._agree_since = None
+            if self._disagree_since is None:
+                self._disagree_since = t_s
         was = self.disagree
-        self.disagree = self._disagree_since is not None and (
-            t_s - self._disagree_since >= DISAGREE_HOLD_S)
+        if self._disagree_since is not None and t_s - self._disagree_since >= DISAGREE_HOLD_S:
+            self.disagree = True
+        elif self._agree_since is not None and t_s - self._agree_since >= AGREE_HOLD_S:
+            self.disagree = False
         if self.disagree != was:
             log.info("chest motion and heart rate %s (%s vs %s /min)",
                      "disagree" if self.disagree else "agree again", acc, rr)
         if not self.disagree:
-            return "acc"
+            return None
         conf["rr"] = w.confidence()
         return "rr" if conf["rr"] > conf["acc"] else "acc"
 

@@ -446,6 +446,18 @@ FLIP_MIN: Final = 0.25  # correlation against the held sign that counts as contr
 FLIP_HOLD_S: Final = 20.0  # s of contrary evidence before a held sign changes (logged)
 
 
+def _extremum_near(c: np.ndarray, lag_s: float) -> int:
+    """Index into :data:`LAG_GRID_S` of the local extremum of the correlation ``c`` (a
+    peak of either sign inside the grid) nearest ``lag_s``; the index of ``lag_s`` itself
+    if there is none. At the prior lag itself the correlation may sit near a zero
+    crossing, where its sign says nothing."""
+    a = np.abs(c)
+    peaks = np.flatnonzero((a[1:-1] >= a[:-2]) & (a[1:-1] >= a[2:])) + 1
+    if not peaks.size:
+        return int(np.argmin(np.abs(LAG_GRID_S - lag_s)))
+    return int(peaks[np.argmin(np.abs(LAG_GRID_S[peaks] - lag_s))])
+
+
 @dataclass(frozen=True, slots=True)
 class WindowState:
     """The latest analysis of a :class:`BreathWindow` (times in seconds).
@@ -714,8 +726,8 @@ class BreathWindow:
         held = self.signs[ks[0]]
         if held == 0:
             if self._updates >= SIGN_FORCE_UPDATES or (self._updates >= SIGN_MIN_UPDATES and sure):
-                if not sure and have_hr:  # little evidence: the sign at the prior lag
-                    j = int(np.argmin(np.abs(LAG_GRID_S - SIGN_PRIOR_LAG_S)))
+                if not sure and have_hr:  # little evidence: the sign of the correlation's
+                    j = _extremum_near(c, SIGN_PRIOR_LAG_S)  # peak nearest the prior lag
                     sign, how = (1.0 if c[j] >= 0 else -1.0), "population lag"
                 self.signs[ks] = sign * r
                 j = int(np.argmax(sign * c))

@@ -130,6 +130,16 @@ def test_session_id_round_trips_and_stays_out_of_extra() -> None:
     assert back.session_id == "3f9a0c" and "session_id" not in back.extra
 
 
+def test_breathing_confidence_trust_and_disagreement_round_trip() -> None:
+    a = PartnerState("A", source="ecg", confidence=0.42, trusted=True, sources_disagree=True)
+    back = state_from_json(SessionState(1.0, {"A": a}).to_json(0.0), 0.0).partners["A"]
+    assert (back.source, back.confidence, back.trusted, back.sources_disagree) == (
+        "ecg", 0.42, True, True)
+    # a state from a room that does not send them yet: unknown confidence, not trusted
+    old = state_from_json({"t_s": 1, "partners": {"A": {"rate_bpm": 7}}}, 0.0).partners["A"]
+    assert (old.confidence, old.trusted, old.sources_disagree) == (None, False, False)
+
+
 def test_rounded_phase_near_two_pi_is_wrapped() -> None:
     s = SessionState(1.0, {"A": PartnerState("A", phase=TWO_PI - 1e-6)})
     back = state_from_json(s.to_json(0.0), 0.0)
@@ -143,6 +153,10 @@ def test_rounded_phase_near_two_pi_is_wrapped() -> None:
     {"t_s": math.inf, "partners": {}},
     {"t_s": 1, "partners": {}, "session_id": 7}, {"t_s": 1, "partners": {}, "session_id": "a\n"},
     {"t_s": 1, "partners": {}, "session_id": "\x1b[2J"},
+    {"t_s": 1, "partners": {"A": {"confidence": 1.5}}},
+    {"t_s": 1, "partners": {"A": {"confidence": "high"}}},
+    {"t_s": 1, "partners": {"A": {"trusted": "yes"}}},
+    {"t_s": 1, "partners": {"A": {"sources_disagree": 1}}},
 ])
 def test_bad_states_are_refused(bad: dict) -> None:
     with pytest.raises(PayloadError):

@@ -13,7 +13,8 @@ import pytest
 from coach.breath import QUALITY_GATE, BreathEstimator
 from coach.clock import VirtualClock
 from coach.commands.demo import run_headless
-from coach.types import AccChunk
+from coach.tracker import PartnerTracker
+from coach.types import AccChunk, HeartRate
 from sims.person import Person, PersonSpec
 
 
@@ -74,3 +75,44 @@ def test_chest_motion_without_breathing_never_moves_the_orb() -> None:
     assert all(s["pacer"] is None for s in states)  # no rate was trusted: no orb to move
     partners = [p for s in states for p in s["partners"].values()]
     assert not any(p["trusted"] for p in partners)
+
+
+def test_chest_motion_and_heart_rate_disagreeing_for_30_s_lower_the_confidence(
+        caplog) -> None:
+    """Chest motion of someone breathing at 6/min beside the heart beats of someone
+    breathing at 14/min, through a partner's tracker: once the two rates have been
+    > 3/min apart for 30 s, the partner's state says so and its confidence drops."""
+    chest = Person(PersonSpec("A", natural_bpm=6.0, compliance=0.0, breath_cv=0.0),
+                   np.random.default_rng(3))
+    heart = Person(PersonSpec("A", natural_bpm=14.0, compliance=0.0, breath_cv=0.0,
+                              rsa_bpm=12.0), np.random.default_rng(4))
+    tracker = PartnerTracker("A")
+    est = tracker.breath
+    apart_since = None  # first analysis at which the two windows' rates are > 3/min apart
+    seen = []  # (t, disagree, confidence, best window confidence, trusted)
+    with caplog.at_level(logging.INFO, logger="coach.breath"):
+        for k in range(1, 4 * 240 + 1):
+            t = k * 0.25
+            tracker.push(chest.advance(t).acc)
+            b = heart.advance(t)
+            if len(b.rr_ms):
+                tracker.push(HeartRate(t, "A", 60000.0 / float(b.rr_ms[-1]),
+                                       tuple(b.rr_ms), tuple(b.beat_t_s)))
+            if k % 4:
+                continue
+            p = tracker.state(t)
+            acc, rr = (est.windows[n].rate_bpm(t) for n in ("acc", "rr"))
+            if apart_since is None and acc is not None and rr is not None and abs(acc - rr) > 3:
+                apart_since = t
+            best = max(est.windows[n].confidence() for n in ("acc", "rr"))
+            seen.append((t, p.sources_disagree, p.confidence, best, p.trusted))
+    assert apart_since is not None
+    flagged = [t for t, d, *_ in seen if d]
+    assert flagged and flagged[0] >= apart_since + 30.0 - 1.0  # not before 30 s apart
+    assert flagged[0] <= apart_since + 45.0
+    late = [row for row in seen if row[0] > flagged[0]]
+    assert late and all(d for _, d, *_ in late)  # the rates stay apart
+    # lower than either source's own long-term quality, and not for the pacer to follow
+    assert all(c is not None and c < best for _, _, c, best, _ in late)
+    assert not any(trusted for *_, trusted in late)
+    assert any("disagree" in r.getMessage() for r in caplog.records)

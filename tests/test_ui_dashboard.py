@@ -146,6 +146,18 @@ def test_unknown_values_render_as_dashes(dash, stand_in, make_state, qtbot) -> N
     assert "waiting" in dash.header.pacer.text()
 
 
+def test_card_shows_which_breathing_source_is_trusted(dash, stand_in, make_state,
+                                                     qtbot) -> None:
+    a = {"source": "ecg", "confidence": 0.71, "trusted": True, "sources_disagree": True}
+    b = {"source": "acc", "confidence": 0.2, "trusted": False}
+    stand_in.states.publish(make_state(stand_in.clock.now(), partners={"A": a, "B": b}))
+    qtbot.waitUntil(lambda: dash.states_seen == 1, timeout=2000)
+    text_a, text_b = dash.panels["A"].strap.text(), dash.panels["B"].strap.text()
+    assert "via ECG 0.71" in text_a and "not trusted" not in text_a and "trusted" in text_a
+    assert "disagree" in text_a
+    assert "via ACC 0.20" in text_b and "not trusted" in text_b and "disagree" not in text_b
+
+
 @pytest.mark.parametrize(("ratio", "text"), [(4 / 6, "4:6"), (1.0, "1:1"), (4 / 7, "4:7"),
                                              (0.5, "4:8")])
 def test_ratio_text(ratio, text) -> None:

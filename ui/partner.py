@@ -151,7 +151,8 @@ class PartnerPanel(QFrame):
 
 
 def strap_text(p: PartnerState) -> str:
-    """Rich text: connection, contact, battery, signal quality, breathing source."""
+    """Rich text: connection, contact, battery, signal quality, breathing source (its
+    confidence, whether the pacer trusts it, whether chest motion and heart rate disagree)."""
     word, color = _STATUS_TEXT.get(p.status, (p.status, style.INFO_COLOR))
     parts = [f'<span style="color:{color}; font-weight:700">\u25cf {word}</span>']
 
@@ -164,7 +165,15 @@ def strap_text(p: PartnerState) -> str:
             style.WARN_COLOR if p.quality >= 0.3 else style.ALERT_COLOR)
         parts.append(f'signal <span style="color:{q_color}">{p.quality:.2f}</span>')
     if p.source:
-        parts.append(f"via {_SOURCE_TEXT.get(p.source, p.source)}")
+        via = f"via {_SOURCE_TEXT.get(p.source, p.source)}"
+        if p.confidence is not None:
+            via += f" {p.confidence:.2f}"
+        # trusted: its confidence has held the gate long enough for the pacer to follow it
+        parts.append(f'{via} <span style="color:{style.OK_COLOR}">trusted</span>' if p.trusted
+                     else f'{via} <span style="color:{style.WARN_COLOR}">not trusted</span>')
+    if p.sources_disagree:
+        parts.append(f'<span style="color:{style.WARN_COLOR}">chest motion and heart rate'
+                     " disagree</span>")
     if p.alert is None:
         parts.append(f'<span style="color:{style.MUTED}">arousal unknown</span>')
     text = " \u00b7 ".join(parts)

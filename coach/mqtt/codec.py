@@ -139,6 +139,12 @@ def partner_from_json(label: str, obj: Any) -> PartnerState:
     alert = obj.get("alert")  # true, false, or null/absent: unknown
     if alert is not None and not isinstance(alert, bool):
         raise PayloadError("alert must be true, false or null")
+    flags = {k: obj.get(k, False) for k in ("trusted", "sources_disagree")}
+    if any(not isinstance(v, bool) for v in flags.values()):
+        raise PayloadError("trusted and sources_disagree must be true or false")
+    confidence = _num(obj, "confidence")
+    if confidence is not None and not 0.0 <= confidence <= 1.0:
+        raise PayloadError("confidence must be in [0, 1] or null")
     battery = obj.get("battery_pct")
     if battery is not None and (type(battery) is not int or not 0 <= battery <= 100):
         raise PayloadError("battery_pct must be an integer in [0, 100]")
@@ -149,6 +155,8 @@ def partner_from_json(label: str, obj: Any) -> PartnerState:
             source=_text(obj.get("source"), "source", 16, optional=True),
             battery_pct=battery,
             alert=alert,
+            confidence=confidence,
+            **flags,
             status_reason=_text(obj.get("status_reason", ""), "status_reason",
                                 MAX_REASON_CHARS) or "",
             **nums,  # type: ignore[arg-type]
