@@ -12,6 +12,7 @@ import io
 from functools import cache
 
 import pytest
+from scipy import stats
 
 from coach.clock import VirtualClock
 from coach.commands.demo import run_headless
@@ -46,8 +47,16 @@ def test_the_summary_gives_the_share_its_interval_and_the_windows() -> None:
 @pytest.mark.parametrize("scenario", ["uncoupled", "same-rate", "orb-only"])
 def test_controls_are_rarely_synchronous_beyond_chance(scenario: str) -> None:
     r = _pooled(scenario)
-    assert r["windows"] >= 20
-    assert r["synchrony_beyond_chance_percent"] <= 10.0  # chance alone: about 5 %
+    n = r["windows"]
+    assert n >= 20
+    # Each window is judged against the 95th percentile of its own surrogates, so a
+    # control's windows beat chance with probability 0.05 each. With ~22 windows a fixed
+    # 10 % line (2 windows) would fail one run in ten by chance alone (and flipped with the
+    # event loop's order of two timers); the line here is the count that pure chance
+    # exceeds in under 1 % of runs. The 5 % / 10 % acceptance is checked on 150 windows
+    # per control by bench/controls.py (docs/benchmarks.md).
+    line = int(stats.binom.ppf(0.99, n, 0.05))
+    assert r["windows_beyond_chance"] <= line, (r, line)
 
 
 def test_attuned_partners_are_synchronous_beyond_chance_most_of_the_time() -> None:
