@@ -140,6 +140,13 @@ def test_breathing_confidence_trust_and_disagreement_round_trip() -> None:
     assert (old.confidence, old.trusted, old.sources_disagree) == (None, False, False)
 
 
+@pytest.mark.parametrize("value", [True, False, None])
+def test_alert_and_talking_travel_as_true_false_or_unknown(value: bool | None) -> None:
+    a = PartnerState("A", alert=value, talking=value)
+    back = state_from_json(SessionState(1.0, {"A": a}).to_json(0.0), 0.0).partners["A"]
+    assert (back.alert, back.talking) == (value, value)
+
+
 def test_rounded_phase_near_two_pi_is_wrapped() -> None:
     s = SessionState(1.0, {"A": PartnerState("A", phase=TWO_PI - 1e-6)})
     back = state_from_json(s.to_json(0.0), 0.0)
@@ -157,6 +164,8 @@ def test_rounded_phase_near_two_pi_is_wrapped() -> None:
     {"t_s": 1, "partners": {"A": {"confidence": "high"}}},
     {"t_s": 1, "partners": {"A": {"trusted": "yes"}}},
     {"t_s": 1, "partners": {"A": {"sources_disagree": 1}}},
+    {"t_s": 1, "partners": {"A": {"talking": "yes"}}},
+    {"t_s": 1, "partners": {"A": {"alert": 1}}},
 ])
 def test_bad_states_are_refused(bad: dict) -> None:
     with pytest.raises(PayloadError):

@@ -139,6 +139,9 @@ def partner_from_json(label: str, obj: Any) -> PartnerState:
     alert = obj.get("alert")  # true, false, or null/absent: unknown
     if alert is not None and not isinstance(alert, bool):
         raise PayloadError("alert must be true, false or null")
+    talking = obj.get("talking")  # the same three values
+    if talking is not None and not isinstance(talking, bool):
+        raise PayloadError("talking must be true, false or null")
     flags = {k: obj.get(k, False) for k in ("trusted", "sources_disagree")}
     if any(not isinstance(v, bool) for v in flags.values()):
         raise PayloadError("trusted and sources_disagree must be true or false")
@@ -155,6 +158,7 @@ def partner_from_json(label: str, obj: Any) -> PartnerState:
             source=_text(obj.get("source"), "source", 16, optional=True),
             battery_pct=battery,
             alert=alert,
+            talking=talking,
             confidence=confidence,
             **flags,
             status_reason=_text(obj.get("status_reason", ""), "status_reason",
