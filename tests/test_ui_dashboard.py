@@ -158,6 +158,14 @@ def test_card_shows_which_breathing_source_is_trusted(dash, stand_in, make_state
     assert "via ACC 0.20" in text_b and "not trusted" in text_b and "disagree" not in text_b
 
 
+def test_card_says_when_a_partner_is_talking(dash, stand_in, make_state, qtbot) -> None:
+    a, b = {"talking": True}, {"talking": False}
+    stand_in.states.publish(make_state(stand_in.clock.now(), partners={"A": a, "B": b}))
+    qtbot.waitUntil(lambda: dash.states_seen == 1, timeout=2000)
+    assert "talking" in dash.panels["A"].strap.text()
+    assert "talking" not in dash.panels["B"].strap.text()
+
+
 @pytest.mark.parametrize(("ratio", "text"), [(4 / 6, "4:6"), (1.0, "1:1"), (4 / 7, "4:7"),
                                              (0.5, "4:8")])
 def test_ratio_text(ratio, text) -> None:

@@ -176,6 +176,8 @@ def strap_text(p: PartnerState) -> str:
                      " disagree</span>")
     if p.alert is None:
         parts.append(f'<span style="color:{style.MUTED}">arousal unknown</span>')
+    if p.talking:  # breathing, calm and synchrony now are those of speech
+        parts.append(f'<span style="color:{style.INFO_COLOR}">talking</span>')
     text = " \u00b7 ".join(parts)
     if p.status_reason:  # why the strap is not ok: a line of its own
         text += f'<br><span style="color:{style.INFO_COLOR}">{html.escape(p.status_reason)}</span>'
