@@ -188,7 +188,8 @@ def panels(series: Series, sync: dict[str, np.ndarray]) -> list[Panel]:
               hr),
         Panel("calm", "Calm score (0 = most activated, 1 = calmest)", (0.0, 1.0),
               partner("calm"), "the calm score needs each partner's 2-minute baseline"),
-        Panel("sync", "Synchrony (breath PLV 0 to 1; heart-rate correlation -1 to 1)"
+        Panel("sync", "Synchrony (breath phase consistency, PPC: 0 = none, below 0 by "
+                      "chance; heart-rate correlation -1 to 1)"
               if low < 0 else "Synchrony (phase locking value, 0 to 1)", (low, 1.0),
               sync_curves, "synchrony needs 2 minutes with both partners' breathing"),
     ]
