@@ -22,6 +22,7 @@ References
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
@@ -422,6 +423,7 @@ CONFIDENCE_PRIOR: Final = 0.5  # quality assumed before the first window (one wi
 WEIGHT_POWER: Final = 4.0  # fusion weight = long-term quality ** this (tuned, docs/breathing.md)
 STALE_PERIODS: Final = 2.5  # periods without a breath before the rate is unknown
 PHASE_CYCLES: Final = 3  # newest cycles whose median period extrapolates a chest-motion phase
+PHASE_EVENTS: Final = 2  # newest breath events (extrema, mid-crossings) the live phase is fitted to
 # Polarity (docs/breathing.md, "Polarity"): heart rate follows the breath with a lag of its
 # own (0-3 s, per person). A wave's sign is that of its correlation with heart rate at the
 # lag where that correlation is largest in magnitude (the true lag: elsewhere the breath's
@@ -464,7 +466,9 @@ class WindowState:
 
     ``onset_s`` / ``exhale_s``: events inside the window; ``level``: the newest value of
     the fused wave over half the median depth (about -1..1); ``quality``: spectral
-    prominence of the fused wave in [0, 1].
+    prominence of the fused wave in [0, 1]; ``rise_s`` / ``fall_s``: where the wave
+    crosses half-way between each trough and the next peak (mid-inhale) and each peak
+    and the next trough (mid-exhale), the newest one possibly after the newest extremum.
     """
 
     t_s: float
@@ -473,6 +477,8 @@ class WindowState:
     depth: np.ndarray
     level: float
     quality: float
+    rise_s: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
+    fall_s: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
 
 
 def _median_period(st: WindowState, n: int) -> tuple[float, float] | None:
@@ -484,6 +490,33 @@ def _median_period(st: WindowState, n: int) -> tuple[float, float] | None:
         return None
     newest = max(e[-1] for e in (st.onset_s, st.exhale_s) if e.size)
     return statistics.median(periods), float(newest)
+
+
+def _mid_crossings(
+    x: np.ndarray, fs_hz: float, t0_s: float, b: Breaths
+) -> tuple[np.ndarray, np.ndarray]:
+    """Times where the wave ``x`` crosses half-way between consecutive extrema of ``b``:
+    rising (mid-inhale) and falling (mid-exhale). After the newest extremum, half-way
+    back to the one before it. The steepest point of a breath: less jittered than its
+    extrema, and not moved by a flat trough."""
+    ext = sorted([(t, False) for t in b.onset_s.tolist()]
+                 + [(t, True) for t in b.exhale_s.tolist()])
+    idx = [min(max(round((t - t0_s) * fs_hz), 0), x.size - 1) for t, _ in ext]
+    rise, fall = [], []
+    for k, (i, (_, peak)) in enumerate(zip(idx, ext, strict=True)):
+        if k + 1 < len(idx):
+            end, level = idx[k + 1] + 1, (x[i] + x[idx[k + 1]]) / 2
+        elif k > 0:
+            end, level = x.size, (x[i] + x[idx[k - 1]]) / 2
+        else:
+            break
+        seg = x[i:end] - level
+        j = np.flatnonzero((seg[:-1] > 0) != (seg[1:] > 0))
+        if j.size:
+            j0 = int(j[0])
+            t = t0_s + (i + j0 + seg[j0] / (seg[j0] - seg[j0 + 1])) / fs_hz
+            (fall if peak else rise).append(t)
+    return np.array(rise), np.array(fall)
 
 
 class BreathWindow:
@@ -585,6 +618,14 @@ class BreathWindow:
         q[used] = _prominences(spectra, np.any(x[used] != x[used, :1], axis=1))[1]
         self._learn(x, sd, q)
         self._learn_signs(x, sd)
+        reach = self._waves(lo, t_s, reach=True)
+        if reach is not None and reach[1].shape[1] > x.shape[1]:
+            # the breath is fused up to the freshest source: heart rate (R-R intervals)
+            # comes two beats late (after its artifact check) and is held at its newest
+            # value meanwhile, so the newest breath shows ~2 s sooner (its phase need not
+            # be extrapolated as far); quality and signs are learned on the common part
+            x = reach[1]
+            sd = x.std(axis=1)
         w = self.gains * self._q**WEIGHT_POWER
         signs = np.where(self.signs != 0, self.signs, np.where(self._corr >= 0, 1.0, -1.0))
         coef = (w if w.sum() > 0 else self.gains) * signs
@@ -609,18 +650,24 @@ class BreathWindow:
         b = resp_breaths(fused, self.fs_hz, t0)
         half = median_of_sorted(np.sort(b.depth)) / 2 if b.depth.size else 0.0
         level = min(max(float(fused[-1]) / half, -1.5), 1.5) if half > 0 else 0.0
-        self.state = WindowState(t_s, b.onset_s, b.exhale_s, b.depth, level, quality)
+        rise, fall = _mid_crossings(fused, self.fs_hz, t0, b)
+        self.state = WindowState(t_s, b.onset_s, b.exhale_s, b.depth, level, quality, rise, fall)
         self._periods = {}
         self._commit(b, t_s)
         return self.state
 
-    def _waves(self, lo: float, hi: float) -> tuple[float, np.ndarray] | None:
-        """Band-limited 4 Hz waves of the window, a row per source (flat without data)."""
+    def _waves(
+        self, lo: float, hi: float, reach: bool = False
+    ) -> tuple[float, np.ndarray] | None:
+        """Band-limited 4 Hz waves of the window, a row per source (flat without data),
+        up to the end of the stalest source (``reach``: of the freshest one, the others
+        held at their newest value)."""
         live = [k for k, t in enumerate(self._t) if t.size >= 2 and t[-1] > lo]
         if not live:
             return None
         t0 = math.ceil(max(lo, *(self._t[k][0] for k in live)) * self.fs_hz) / self.fs_hz
-        t1 = min(hi, *(self._t[k][-1] for k in live))
+        ends = [self._t[k][-1] for k in live]
+        t1 = min(hi, max(ends) if reach else min(ends))
         grid = np.arange(t0, t1 + 1e-9, 1.0 / self.fs_hz)
         if grid.size < 8 * self.fs_hz:
             return None
@@ -824,24 +871,49 @@ class BreathWindow:
         return 60.0 / period
 
     def phase(self, t_s: float, delay_s: float = 0.0) -> float | None:
-        """Phase in [0, 2*pi) at ``t_s``, extrapolated from the newest breath event.
+        """Phase in [0, 2*pi) at ``t_s``, fitted to the newest breath events.
 
-        The newest inhale onset (phase 0) or exhale onset (phase 2*pi x the window's
-        mean inhale fraction), whichever is later, so the extrapolation is short.
-        ``delay_s``: how late the wave shows a breath (e.g. the heart-rate lag).
+        Each event has its place in the breath: mid-inhale pi f, exhale onset (end of
+        inspiration, the wave's peak) 2 pi f, mid-exhale pi (1 + f), f = the window's
+        median inhale fraction. The phase is the circular mean of the newest
+        :data:`PHASE_EVENTS` of them, each carried to ``t_s`` at the current rate.
+        The inhale onset (the trough) is not used: a slow breath's long flat end of
+        expiration makes it early (docs/breathing.md). ``delay_s``: how late the wave
+        shows a breath (e.g. the heart-rate lag).
         """
         r = self.rate_bpm(t_s, self.phase_cycles)
         st = self.state
-        if r is None or st is None or not st.onset_s.size or not self.signs_known():
+        if r is None or st is None or not self.signs_known():
             return None  # unknown beats inverted
-        ref, start = float(st.onset_s[-1]), 0.0
-        if st.exhale_s.size and st.exhale_s[-1] > ref:
-            k = np.searchsorted(st.exhale_s, st.onset_s[:-1], side="right")
-            ok = k < st.exhale_s.size
-            ins = (st.exhale_s[k[ok]] - st.onset_s[:-1][ok]) / np.diff(st.onset_s)[ok]
-            frac = min(max(median_of_sorted(np.sort(ins)), 0.2), 0.8) if ins.size else 0.4
-            ref, start = float(st.exhale_s[-1]), TWO_PI * frac
-        return (start + TWO_PI * (t_s + delay_s - ref) * r / 60.0) % TWO_PI
+        frac = self._inhale_fraction(st)
+        marks = ((st.rise_s, math.pi * frac), (st.exhale_s, TWO_PI * frac),
+                 (st.fall_s, math.pi * (1.0 + frac)))
+        events = sorted((t, at) for e, at in marks for t in e[-PHASE_EVENTS:].tolist())
+        if not events:
+            return None
+        w = TWO_PI * r / 60.0
+        z = sum(complex(math.cos(a), math.sin(a)) for a in (
+            at + w * (t_s + delay_s - t) for t, at in events[-PHASE_EVENTS:]))
+        return math.atan2(z.imag, z.real) % TWO_PI
+
+    @staticmethod
+    def _inhale_fraction(st: WindowState) -> float:
+        """Median inhale fraction of the window's breaths, from the peak (end of
+        inspiration) and the mid-crossings either side of it: half a period apart
+        whatever the fraction, with the peak f of that half-period after the rise.
+        Not from the trough, which a slow breath's long flat end of expiration
+        makes early (at 5/min by a second: a fraction of 0.3 read as 0.44)."""
+        if st.rise_s.size and st.fall_s.size and st.exhale_s.size:
+            r = np.searchsorted(st.rise_s, st.exhale_s) - 1  # the rise before each peak
+            f = np.searchsorted(st.fall_s, st.exhale_s)  # the fall after it
+            ok = (r >= 0) & (f < st.fall_s.size)
+            rise, peak, fall = st.rise_s[r[ok]], st.exhale_s[ok], st.fall_s[f[ok]]
+            half = fall - rise
+            ok = half > 0
+            if ok.any():
+                frac = median_of_sorted(np.sort((peak[ok] - rise[ok]) / half[ok]))
+                return min(max(frac, 0.2), 0.8)
+        return 0.4
 
     def regularity(self) -> float | None:
         """1 - coefficient of variation of the inhale-to-inhale periods in the window."""
