@@ -424,6 +424,7 @@ WEIGHT_POWER: Final = 4.0  # fusion weight = long-term quality ** this (tuned, d
 STALE_PERIODS: Final = 2.5  # periods without a breath before the rate is unknown
 PHASE_CYCLES: Final = 3  # newest cycles whose median period extrapolates a chest-motion phase
 PHASE_EVENTS: Final = 2  # newest breath events (extrema, mid-crossings) the live phase is fitted to
+CONTINUE_FIT_S: Final = 30.0  # s of overlap a source that ends early is continued from
 # Polarity (docs/breathing.md, "Polarity"): heart rate follows the breath with a lag of its
 # own (0-3 s, per person). A wave's sign is that of its correlation with heart rate at the
 # lag where that correlation is largest in magnitude (the true lag: elsewhere the breath's
@@ -517,6 +518,23 @@ def _mid_crossings(
             t = t0_s + (i + j0 + seg[j0] / (seg[j0] - seg[j0 + 1])) / fs_hz
             (fall if peak else rise).append(t)
     return np.array(rise), np.array(fall)
+
+
+def _continue_stale(raw: np.ndarray, n: np.ndarray, fs_hz: float) -> None:
+    """Continue in place the rows of ``raw`` that end early (row k has data in its
+    first ``n[k]`` columns) by their least-squares fit on the rows that reach the end,
+    over the last :data:`CONTINUE_FIT_S` they share. Held flat instead, a stale row
+    (heart rate, two beats late) would put a false extremum at its end."""
+    full = raw.shape[1]
+    fresh = np.flatnonzero(n >= full)
+    for k in np.flatnonzero(n < full).tolist():
+        m = int(n[k])
+        if not fresh.size or m < 2:
+            continue
+        a = max(0, m - round(CONTINUE_FIT_S * fs_hz))
+        basis = np.vstack([raw[fresh], np.ones(full)])
+        coef = np.linalg.lstsq(basis[:, a:m].T, raw[k, a:m], rcond=None)[0]
+        raw[k, m:] = coef @ basis[:, m:]
 
 
 class BreathWindow:
@@ -661,7 +679,7 @@ class BreathWindow:
     ) -> tuple[float, np.ndarray] | None:
         """Band-limited 4 Hz waves of the window, a row per source (flat without data),
         up to the end of the stalest source (``reach``: of the freshest one, the others
-        held at their newest value)."""
+        continued meanwhile by their regression on the fresh ones)."""
         live = [k for k, t in enumerate(self._t) if t.size >= 2 and t[-1] > lo]
         if not live:
             return None
@@ -672,6 +690,8 @@ class BreathWindow:
         if grid.size < 8 * self.fs_hz:
             return None
         raw = np.array([np.interp(grid, self._t[k], self._v[k]) for k in live])
+        if reach:
+            _continue_stale(raw, np.searchsorted(grid, ends, side="right"), self.fs_hz)
         sos, zi = self._filter()
         done = resp_filtfilt(sos, raw - raw.mean(axis=1, keepdims=True), zi)
         if len(live) == len(self._t):
