@@ -3,7 +3,8 @@
 Scores ``coach analyze --ecg F --causal`` (the live phase, in-process) exactly as
 ``../shared/tools/phase_eval.py`` does (its reference phase and score are imported from
 it), then fits what is tuned here, the ECG phase delay (``coach.breath.PHASE_DELAY_S``),
-on nine recordings and scores the tenth with it: the leave-one-recording-out figure.
+on nine recordings (on their phases without a delay, moved at each recording's mean
+period) and runs the tenth live with it: the leave-one-recording-out figure.
 
 Run: .venv/bin/python bench/phase_loo.py [DATA_DIR]   (default ../shared/data)
      .venv/bin/python bench/phase_loo.py --bound [DATA_DIR]: what prediction alone costs:
@@ -67,46 +68,62 @@ def main() -> None:
         return
     used = breath.PHASE_DELAY_S["ecg"]
     recs = sorted(p for p in (data / "recordings").glob("marsh_*") if (p / "IP.mat").exists())
-    runs = {}
+    loaded = {}
     for rec in recs:
         ecg_v, ip, marks = pe.load(rec)
         ref, period = pe.reference_phase(ip, marks)
-        x = resample_poly(ecg_v, 13, 25) * 1e6  # 130 Hz, uV: what phase_eval writes
-        a = analyze_ecg(x, 130.0, causal=True)
-        runs[rec.name] = (a.phase_t_s, a.phase, ref, period)
-        s = pe.score(a.phase_t_s, a.phase, ref)
-        s.pop("_abs")
-        print(json.dumps({"recording": rec.name, "delay_s": used, **s}), file=sys.stderr)
+        loaded[rec.name] = (resample_poly(ecg_v, 13, 25) * 1e6, ref, period)  # 130 Hz, uV
 
-    def errors(name: str, extra_s: float) -> np.ndarray:
-        """|error| (rad) with the phase delay moved by ``extra_s`` (at the recording's rate)."""
-        ts, ph, ref, period = runs[name]
-        return pe.score(ts, (ph + 2 * np.pi * extra_s / period) % (2 * np.pi), ref)["_abs"]
+    def live(name: str, delay_s: float) -> dict:
+        """The live phase of a recording with the ECG phase delay set to ``delay_s``."""
+        x, ref, _ = loaded[name]
+        breath.PHASE_DELAY_S["ecg"] = delay_s  # type: ignore[index]
+        try:
+            a = analyze_ecg(x, 130.0, causal=True)
+        finally:
+            breath.PHASE_DELAY_S["ecg"] = used  # type: ignore[index]
+        return pe.score(a.phase_t_s, a.phase, ref)
 
-    def pooled_median(names: list[str], extra_s: float) -> float:
-        return float(np.median(np.concatenate([errors(n, extra_s) for n in names])))
+    names = list(loaded)
+    base = {}  # phases without any delay: what the fit starts from
+    for name in names:
+        x, ref, period = loaded[name]
+        breath.PHASE_DELAY_S["ecg"] = 0.0  # type: ignore[index]
+        try:
+            a = analyze_ecg(x, 130.0, causal=True)
+        finally:
+            breath.PHASE_DELAY_S["ecg"] = used  # type: ignore[index]
+        base[name] = (a.phase_t_s, a.phase, ref, period)
 
-    names = list(runs)
-    loo, fits = [], {}
+    def errors(name: str, delay_s: float) -> np.ndarray:
+        """|error| (rad) with the phase moved by ``delay_s`` (at the recording's rate)."""
+        ts, ph, ref, period = base[name]
+        return pe.score(ts, (ph + 2 * np.pi * delay_s / period) % (2 * np.pi), ref)["_abs"]
+
+    def pooled_median(group: list[str], delay_s: float) -> float:
+        return float(np.median(np.concatenate([errors(n, delay_s) for n in group])))
+
+    in_use, held_out, fits = [], [], {}
     for held in names:
+        s = live(held, used)
+        in_use.append(s.pop("_abs"))
+        print(json.dumps({"recording": held, "delay_s": used, **s}), file=sys.stderr)
+        # fitted on the other nine, then run live on the held-out one with that delay
         rest = [n for n in names if n != held]
-        best = min(DELAYS_S, key=lambda d: pooled_median(rest, d))
-        fits[held] = round(used + float(best), 2)
-        loo.append(errors(held, float(best)))
-    all_best = min(DELAYS_S, key=lambda d: pooled_median(names, d))
-    in_sample = np.concatenate([errors(n, 0.0) for n in names])
-    tuned = np.concatenate([errors(n, float(all_best)) for n in names])
-    held_out = np.concatenate(loo)
+        fits[held] = float(min(DELAYS_S, key=lambda d: pooled_median(rest, d)))
+        held_out.append(live(held, fits[held])["_abs"])
+    all_best = float(min(DELAYS_S, key=lambda d: pooled_median(names, d)))
     deg = np.degrees
+    in_use_v, held_v = np.concatenate(in_use), np.concatenate(held_out)
     print(json.dumps({
         "recordings": len(names),
         "delay_s_in_use": used,
-        "in_use_median_abs_deg": round(float(deg(np.median(in_sample))), 1),
-        "in_use_mean_abs_deg": round(float(deg(np.mean(in_sample))), 1),
-        "best_delay_s_all": round(used + float(all_best), 2),
-        "best_all_median_abs_deg": round(float(deg(np.median(tuned))), 1),
-        "loo_median_abs_deg": round(float(deg(np.median(held_out))), 1),
-        "loo_mean_abs_deg": round(float(deg(np.mean(held_out))), 1),
+        "in_use_median_abs_deg": round(float(deg(np.median(in_use_v))), 1),
+        "in_use_mean_abs_deg": round(float(deg(np.mean(in_use_v))), 1),
+        "no_delay_median_abs_deg": round(float(deg(pooled_median(names, 0.0))), 1),
+        "best_delay_s_all": all_best,
+        "loo_median_abs_deg": round(float(deg(np.median(held_v))), 1),
+        "loo_mean_abs_deg": round(float(deg(np.mean(held_v))), 1),
         "loo_delays_s": fits,
     }))
 
