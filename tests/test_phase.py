@@ -68,41 +68,56 @@ def _quiet() -> object:
     logging.disable(logging.NOTSET)
 
 
+# (rate, lag) cases not yet within the issue's chest-motion bounds, with what they reach
+# instead (docs/breathing.md, "Live phase from breath events"): at 12/min and a lag of
+# 1 s the polarity is first taken inverted (60-110 s, the sign's lane); at 28/min an
+# inhale fraction of 0.3 is read as ~0.43 (the window keeps two harmonics of the breath)
+NOT_YET: dict[tuple[float, float], tuple[float, float]] = {(12.0, 1.0): (25.0, 40.0),
+                                                            (28.0, 2.5): (32.0, 35.0)}
+
+
 @pytest.mark.parametrize("rate", RATES)
-def test_chest_motion_phase_is_never_inverted(rate: float) -> None:
-    """Chest motion: the sign holds at every rate and lag (no 180 deg error), the phase
-    is known from SETTLE_S on, and its bias stays within what the simulator's shapes
-    allow (see docs/breathing.md: slow breaths' flat troughs make onsets early)."""
+def test_chest_motion_phase_is_within_25_deg_bias_and_35_deg_median(rate: float) -> None:
+    """Chest motion against the simulator's true phase: known from SETTLE_S on, circular
+    mean error <= 25 deg and median |error| <= 35 deg (issue 13) at every lag, also at
+    5/min, where a slow breath's long flat trough made the detected onset early (the
+    phase used to come from it: bias 46-59 deg) and at 28/min (29-40 deg)."""
     for lag in LAGS:
         e, unknown = _errors(rate, lag)["acc"]
+        bias_max, median_max = NOT_YET.get((rate, lag), (25.0, 35.0))
         assert unknown == 0
-        assert abs(_bias_deg(e)) <= (70.0 if rate < 6 else 45.0), (rate, lag)
-        assert _median_deg(e) <= 75.0, (rate, lag)
+        assert abs(_bias_deg(e)) <= bias_max, (rate, lag, _bias_deg(e))
+        assert _median_deg(e) <= median_max, (rate, lag, _median_deg(e))
 
 
 def test_chest_motion_phase_bias_across_rates_and_lags() -> None:
     biases = [_bias_deg(_errors(r, lag)["acc"][0]) for r in RATES for lag in LAGS]
     pooled = np.concatenate([_errors(r, lag)["acc"][0] for r in RATES for lag in LAGS])
-    assert float(np.median(np.abs(biases))) <= 25.0
-    assert abs(_bias_deg(pooled)) <= 25.0 and _median_deg(pooled) <= 50.0
+    assert float(np.median(np.abs(biases))) <= 20.0
+    assert abs(_bias_deg(pooled)) <= 20.0 and _median_deg(pooled) <= 25.0
 
 
 def test_rr_alone_uses_a_population_lag_and_does_not_flip_at_one_second() -> None:
     """R-R alone cannot see its own lag: the phase is advanced by the population lag.
     At the person's lag of 1 s it is never inverted; at 0 and 2.5 s the error grows with
-    rate (it is 360 x (lag - population lag) / period), reported by the bench."""
-    for rate in RATES:
+    rate (it is 360 x (lag - population lag) / period), reported by the bench. Not at
+    5/min: below the heart-rate sources' band (6-36/min) their rate reads anything from
+    6 to 31/min and the phase is random (resultant length 0.3 before and after the phase
+    from mid-crossings; its bias was 86 deg, now 100: a coin flip, not a test)."""
+    for rate in RATES[1:]:
         e, unknown = _errors(rate, 1.0)["rr"]
         assert unknown <= 0.02 * e.size
         assert abs(_bias_deg(e)) < 90.0, rate
 
 
-@pytest.mark.parametrize("rate", RATES[:-1])
+@pytest.mark.parametrize("rate", RATES[1:-1])
 def test_ecg_phase_is_not_inverted_at_lags_up_to_one_second(rate: float) -> None:
-    """ECG alone (R amplitude, QRS area, RSA): the sign holds at 5-22/min for lags of 0 and
+    """ECG alone (R amplitude, QRS area, RSA): the sign holds at 8-22/min for lags of 0 and
     1 s, and the phase is known from SETTLE_S on. Not yet met (docs/breathing.md,
     "Polarity"): lag 2.5 s at 12-18/min and 1 s at 28/min, where the heart-rate correlation
-    peaks at the true lag and half a breath off differ by a few per cent."""
+    peaks at the true lag and half a breath off differ by a few per cent. Not at 5/min:
+    below the ECG band (6-36/min) the rate reads 6-31/min and the phase is random
+    (median |error| 77-91 deg before and after the phase from mid-crossings)."""
     for lag in (0.0, 1.0):
         e, unknown = _errors(rate, lag)["ecg"]
         assert unknown <= 0.02 * e.size, (rate, lag)
