@@ -467,9 +467,11 @@ class WindowState:
 
     ``onset_s`` / ``exhale_s``: events inside the window; ``level``: the newest value of
     the fused wave over half the median depth (about -1..1); ``quality``: spectral
-    prominence of the fused wave in [0, 1]; ``rise_s`` / ``fall_s``: where the wave
-    crosses half-way between each trough and the next peak (mid-inhale) and each peak
-    and the next trough (mid-exhale), the newest one possibly after the newest extremum.
+    prominence of the fused wave in [0, 1]. The phase's events, on the wave fused up to
+    the freshest source: ``peak_s``, its peaks (ends of inspiration); ``rise_s`` /
+    ``fall_s``, where it crosses half-way between each trough and the next peak
+    (mid-inhale) and each peak and the next trough (mid-exhale), the newest one possibly
+    after the newest extremum.
     """
 
     t_s: float
@@ -479,6 +481,7 @@ class WindowState:
     level: float
     quality: float
     rise_s: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
+    peak_s: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
     fall_s: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
 
 
@@ -518,6 +521,15 @@ def _mid_crossings(
             t = t0_s + (i + j0 + seg[j0] / (seg[j0] - seg[j0 + 1])) / fs_hz
             (fall if peak else rise).append(t)
     return np.array(rise), np.array(fall)
+
+
+def _fused_shifted(x: np.ndarray, scale: np.ndarray, m: int) -> np.ndarray:
+    """The fused wave, heart rate (row 0) moved back by ``m`` samples (its lag behind
+    the breath; its newest ``m`` samples are not known yet: they count as its mean)."""
+    if m:
+        x = x.copy()
+        x[0] = np.concatenate([x[0, m:] - x[0].mean(), np.zeros(m)])
+    return _fused(x, scale)
 
 
 def _continue_stale(raw: np.ndarray, n: np.ndarray, fs_hz: float) -> None:
@@ -636,14 +648,6 @@ class BreathWindow:
         q[used] = _prominences(spectra, np.any(x[used] != x[used, :1], axis=1))[1]
         self._learn(x, sd, q)
         self._learn_signs(x, sd)
-        reach = self._waves(lo, t_s, reach=True)
-        if reach is not None and reach[1].shape[1] > x.shape[1]:
-            # the breath is fused up to the freshest source: heart rate (R-R intervals)
-            # comes two beats late (after its artifact check) and is held at its newest
-            # value meanwhile, so the newest breath shows ~2 s sooner (its phase need not
-            # be extrapolated as far); quality and signs are learned on the common part
-            x = reach[1]
-            sd = x.std(axis=1)
         w = self.gains * self._q**WEIGHT_POWER
         signs = np.where(self.signs != 0, self.signs, np.where(self._corr >= 0, 1.0, -1.0))
         coef = (w if w.sum() > 0 else self.gains) * signs
@@ -651,16 +655,12 @@ class BreathWindow:
         scale = _fuse_scale(coef, sd)
         lag = self.rsa_lag_s()
         m = round(lag * self.fs_hz) if self.shift_rsa and lag is not None else 0
-        if 0 < m < x.shape[1] // 2 and coef[0] != 0:
-            # heart rate follows the breath: move it back by its lag (its newest lag
-            # seconds are not known yet: they count as its mean)
-            x = x.copy()
-            x[0] = np.concatenate([x[0, m:] - x[0].mean(), np.zeros(m)])
-            fused = _fused(x, scale)
+        m = m if 0 < m < x.shape[1] // 2 and coef[0] != 0 else 0
+        fused = _fused_shifted(x, scale, m)
+        if m:
             fused_spectrum = _band_spectra(fused[None, :], self.fs_hz,
                                            (self.band_hz[0], BAND_HZ[1]))
         else:
-            fused = _fused(x, scale)
             fused_spectrum = None if spectra is None else (
                 spectra[0], scale[None, used] @ spectra[1])
         varies = np.array([np.any(fused != fused[0])])
@@ -668,8 +668,19 @@ class BreathWindow:
         b = resp_breaths(fused, self.fs_hz, t0)
         half = median_of_sorted(np.sort(b.depth)) / 2 if b.depth.size else 0.0
         level = min(max(float(fused[-1]) / half, -1.5), 1.5) if half > 0 else 0.0
-        rise, fall = _mid_crossings(fused, self.fs_hz, t0, b)
-        self.state = WindowState(t_s, b.onset_s, b.exhale_s, b.depth, level, quality, rise, fall)
+        # the phase is read from the breath fused up to the freshest source: heart rate
+        # (R-R intervals) comes two beats late, after its artifact check, and is
+        # continued meanwhile, so the newest breath shows ~2 s sooner and its phase
+        # need not be extrapolated as far. Rate, quality and signs keep the common part.
+        wave, pb = fused, b
+        reach = self._waves(lo, t_s, reach=True)
+        if reach is not None and reach[1].shape[1] > x.shape[1]:
+            xr = reach[1]
+            wave = _fused_shifted(xr, _fuse_scale(coef, xr.std(axis=1)), m)
+            pb = resp_breaths(wave, self.fs_hz, t0)
+        rise, fall = _mid_crossings(wave, self.fs_hz, t0, pb)
+        self.state = WindowState(t_s, b.onset_s, b.exhale_s, b.depth, level, quality,
+                                 rise, pb.exhale_s, fall)
         self._periods = {}
         self._commit(b, t_s)
         return self.state
@@ -906,7 +917,7 @@ class BreathWindow:
         if r is None or st is None or not self.signs_known():
             return None  # unknown beats inverted
         frac = self._inhale_fraction(st)
-        marks = ((st.rise_s, math.pi * frac), (st.exhale_s, TWO_PI * frac),
+        marks = ((st.rise_s, math.pi * frac), (st.peak_s, TWO_PI * frac),
                  (st.fall_s, math.pi * (1.0 + frac)))
         events = sorted((t, at) for e, at in marks for t in e[-PHASE_EVENTS:].tolist())
         if not events:
@@ -923,11 +934,11 @@ class BreathWindow:
         whatever the fraction, with the peak f of that half-period after the rise.
         Not from the trough, which a slow breath's long flat end of expiration
         makes early (at 5/min by a second: a fraction of 0.3 read as 0.44)."""
-        if st.rise_s.size and st.fall_s.size and st.exhale_s.size:
-            r = np.searchsorted(st.rise_s, st.exhale_s) - 1  # the rise before each peak
-            f = np.searchsorted(st.fall_s, st.exhale_s)  # the fall after it
+        if st.rise_s.size and st.fall_s.size and st.peak_s.size:
+            r = np.searchsorted(st.rise_s, st.peak_s) - 1  # the rise before each peak
+            f = np.searchsorted(st.fall_s, st.peak_s)  # the fall after it
             ok = (r >= 0) & (f < st.fall_s.size)
-            rise, peak, fall = st.rise_s[r[ok]], st.exhale_s[ok], st.fall_s[f[ok]]
+            rise, peak, fall = st.rise_s[r[ok]], st.peak_s[ok], st.fall_s[f[ok]]
             half = fall - rise
             ok = half > 0
             if ok.any():
