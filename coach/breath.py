@@ -73,9 +73,7 @@ MAX_PENDING: Final = 32  # chest-motion chunks held before they are processed an
 ECG_BACKLOG_S: Final = 70.0  # s of ECG kept, unprocessed, while another source serves
 ECG_RESTART_S: Final = 5.0  # s: a longer gap before the ECG waiting restarts its detector
 SOURCE_SILENT_S: Final = 3.0  # s without data before a source is given up
-# s: ECG fitted on MARSH (leave-one-recording-out: bench/phase_loo.py, docs/breathing.md):
-# its waves show the breath ~0.3 s before the impedance wave does
-PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": -0.3}
+PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0}  # s, see docs/breathing.md
 SHOWN_SLEW_RAD_S: Final = 1.5  # rad/s: how fast the drawn wave may catch up with the phase
 
 

@@ -471,7 +471,7 @@ class WindowState:
     the freshest source: ``peak_s``, its peaks (ends of inspiration); ``rise_s`` /
     ``fall_s``, where it crosses half-way between each trough and the next peak
     (mid-inhale) and each peak and the next trough (mid-exhale), the newest one possibly
-    after the newest extremum.
+    after the newest extremum; ``wave``: that wave, its last sample at ``wave_end_s``.
     """
 
     t_s: float
@@ -483,6 +483,8 @@ class WindowState:
     rise_s: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
     peak_s: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
     fall_s: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
+    wave: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0))
+    wave_end_s: float = math.nan
 
 
 def _median_period(st: WindowState, n: int) -> tuple[float, float] | None:
@@ -680,7 +682,8 @@ class BreathWindow:
             pb = resp_breaths(wave, self.fs_hz, t0)
         rise, fall = _mid_crossings(wave, self.fs_hz, t0, pb)
         self.state = WindowState(t_s, b.onset_s, b.exhale_s, b.depth, level, quality,
-                                 rise, pb.exhale_s, fall)
+                                 rise, pb.exhale_s, fall, wave,
+                                 t0 + (wave.size - 1) / self.fs_hz)
         self._periods = {}
         self._commit(b, t_s)
         return self.state
@@ -902,15 +905,19 @@ class BreathWindow:
         return 60.0 / period
 
     def phase(self, t_s: float, delay_s: float = 0.0) -> float | None:
-        """Phase in [0, 2*pi) at ``t_s``, fitted to the newest breath events.
+        """Phase in [0, 2*pi) at ``t_s``, from the newest breath events and the wave's
+        last period.
 
         Each event has its place in the breath: mid-inhale pi f, exhale onset (end of
         inspiration, the wave's peak) 2 pi f, mid-exhale pi (1 + f), f = the window's
-        median inhale fraction. The phase is the circular mean of the newest
-        :data:`PHASE_EVENTS` of them, each carried to ``t_s`` at the current rate.
-        The inhale onset (the trough) is not used: a slow breath's long flat end of
-        expiration makes it early (docs/breathing.md). ``delay_s``: how late the wave
-        shows a breath (e.g. the heart-rate lag).
+        median inhale fraction; the newest :data:`PHASE_EVENTS` of them, each carried
+        to ``t_s`` at the current rate. The inhale onset (the trough) is not used: a
+        slow breath's long flat end of expiration makes it early. Beside them, a
+        sinusoid at the current rate fitted to the wave's last period (its maximum at
+        2 pi f): the events read a band-limited asymmetric breath a little ahead, the
+        sinusoid a little behind (docs/breathing.md, "Live phase from breath events");
+        the phase is the circular mean of all. ``delay_s``: how late the wave shows a
+        breath (e.g. the heart-rate lag).
         """
         r = self.rate_bpm(t_s, self.phase_cycles)
         st = self.state
@@ -924,7 +931,15 @@ class BreathWindow:
             return None
         w = TWO_PI * r / 60.0
         z = sum(complex(math.cos(a), math.sin(a)) for a in (
-            at + w * (t_s + delay_s - t) for t, at in events[-PHASE_EVENTS:]))
+            at + w * (t_s + delay_s - t) for t, at in events[-PHASE_EVENTS:])) / len(
+            events[-PHASE_EVENTS:])
+        n = min(round(TWO_PI / w * self.fs_hz), st.wave.size)
+        if n >= 4:  # the sinusoid: a cos + b sin + c over the last period, time 0 at its end
+            tt = (np.arange(1 - n, 1) / self.fs_hz) * w
+            basis = np.column_stack([np.cos(tt), np.sin(tt), np.ones(n)])
+            a, b, _ = np.linalg.lstsq(basis, st.wave[-n:], rcond=None)[0]
+            at = TWO_PI * frac - math.atan2(b, a) + w * (t_s + delay_s - st.wave_end_s)
+            z += complex(math.cos(at), math.sin(at))
         return math.atan2(z.imag, z.real) % TWO_PI
 
     @staticmethod
