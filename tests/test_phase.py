@@ -109,6 +109,44 @@ def test_ecg_phase_is_not_inverted_at_lags_up_to_one_second(rate: float) -> None
         assert abs(_bias_deg(e)) < 90.0, (rate, lag)
 
 
+CHEST_STOPS_S = 60.0  # s: chest motion falls silent, the ECG serves from then on
+
+
+@functools.cache
+def _ecg_signs_after_chest_motion(rate: float, lag: float) -> tuple[np.ndarray, float]:
+    """The same person as :func:`_errors`, wearing a strap that sends chest motion (until
+    CHEST_STOPS_S), beats and ECG: the ECG window's held polarity of R amplitude at every
+    step from CHEST_STOPS_S + SETTLE_S on (0 = not yet known), and the person's EDR
+    polarity (whether their R waves grow or shrink on inhaling)."""
+    i = RATES.index(rate) * len(LAGS) + LAGS.index(lag)
+    spec = PersonSpec("A", arousal=0.3, compliance=0.0, natural_bpm=rate,
+                      inhale_fraction=FRACS[i % len(FRACS)], rsa_lag_s=lag)
+    person = Person(spec, np.random.default_rng(100 + i))
+    est, signs = BreathEstimator(), []
+    for k in range(1, int(SECONDS / 0.25) + 1):
+        sig = person.advance(k * 0.25)
+        if person.t_s <= CHEST_STOPS_S:
+            est.push_acc(sig.acc)
+        est.push_beats(tuple(sig.beat_t_s), tuple(sig.rr_ms))
+        est.push_ecg(sig.ecg)
+        est.estimate(person.t_s)
+        if person.t_s >= CHEST_STOPS_S + SETTLE_S:
+            signs.append(est.windows["ecg"].signs[1])
+    return np.array(signs), person.physiology.edr_sign
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_ecg_sign_holds_at_every_lag_once_chest_motion_has_taught_the_lag(rate: float) -> None:
+    """ECG alone cannot tell a lag of L from L - period/2 with the opposite sign (see
+    docs/breathing.md, "Polarity"); chest motion, whose sign its shape gives, learns the
+    person's own lag, and the ECG takes its sign at that lag: right at every rate and lag
+    (0, 1, 2.5 s), where ECG alone is inverted at lag 2.5 s and 12-18/min and at 1 s and
+    28/min. Its phase beyond the sign is the ECG phase's own (tests above)."""
+    for lag in LAGS:
+        signs, edr = _ecg_signs_after_chest_motion(rate, lag)
+        assert signs.size and np.all(signs == edr), (rate, lag, edr, np.unique(signs))
+
+
 def _turned_over(acc: AccChunk, at_s: float) -> AccChunk:
     """The strap flipped about its long axis at ``at_s`` (within a second)."""
     t = acc.t_s + np.arange(len(acc.acc_mg)) / acc.fs_hz
