@@ -758,7 +758,7 @@ class BreathWindow:
             self.lags_s[ks] = float(LAG_GRID_S[j]) if held * c[j] >= LAG_MIN_CORR else math.nan
             near = slice(max(j - 2, 0), j + 3)
             # only a clear lag shows a turned strap (weak correlations swing either way)
-            if taught is not None:  # (or a sign decided before the lag was taught)
+            if taught is not None:  # its sign there (corrects one decided before it was taught)
                 against = sign != held
             elif math.isfinite(self.lags_s[ks[0]]):
                 against = float(np.max(held * c_short[near])) <= -FLIP_MIN
@@ -785,7 +785,8 @@ class BreathWindow:
             self.shape_flipped = self.shape_skew is not None  # its owner restarts it
             self._contrary = 0.0
             self.flips += 1
-            log.warning("%s: polarity changed to %+d (strap turned over?)", self.label, -held)
+            why = "the person's lag as taught" if taught is not None else "strap turned over?"
+            log.warning("%s: polarity changed to %+d (%s)", self.label, -held, why)
 
     def confidence(self) -> float:
         """Long-term spectral quality of the best source the window fuses, drawn toward
