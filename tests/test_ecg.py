@@ -62,3 +62,20 @@ def test_frames_lost_do_not_shift_the_beats_after_them():
     after = live[live > 45.0]
     assert after.size > 30 and matched(after, offline, 0.01) > 0.99
     assert not np.any((live > 30.5) & (live < 40.0))  # nothing invented inside the gap
+
+
+def test_offline_detector_keeps_the_beats_after_a_large_artifact():
+    """marsh_5329 at ~547 s: one artifact of ~4x the R amplitude raised the beat level;
+    fed the whole recording in one chunk the detector never searched back and lost the
+    next 103 s of beats."""
+    import neurokit2 as nk
+
+    x = marsh_ecg("marsh_5329", seconds=700.0)[500 * 130 :]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = nk.ecg_peaks(x, sampling_rate=130)[1]["ECG_R_Peaks"] / 130
+    ours = ecg_peaks(x, 130.0).t_s
+    assert np.max(np.diff(ours)) < 2.0
+    ref = ref[ref > 2.5]
+    ours = ours[ours > 2.6]
+    assert matched(ref, ours) > 0.97 and matched(ours, ref) > 0.97
