@@ -189,7 +189,7 @@ class RPeakDetector:
         return Beats(np.array(t), np.array(amp), np.array(area))
 
 
-OFFLINE_CHUNK_S: Final = 1.0  # s of ECG fed to the detector at a time offline
+STEP_S: Final = 1.0  # s of ECG fed to the detector at a time (offline, and a live backlog)
 
 
 def ecg_peaks(ecg_uv: np.ndarray, fs_hz: float, t0_s: float = 0.0) -> Beats:
@@ -202,7 +202,7 @@ def ecg_peaks(ecg_uv: np.ndarray, fs_hz: float, t0_s: float = 0.0) -> Beats:
     """
     det = RPeakDetector(fs_hz)
     x = np.asarray(ecg_uv, dtype=np.float64)
-    n = max(1, round(OFFLINE_CHUNK_S * fs_hz))
+    n = max(1, round(STEP_S * fs_hz))
     parts = [det.process(x[i : i + n], t0_s + i / fs_hz) for i in range(0, x.size, n)]
     return Beats(
         np.concatenate([np.empty(0)] + [b.t_s for b in parts]),
