@@ -40,7 +40,7 @@ from scipy import signal
 
 from coach import respiration as resp
 from coach.config import BREATH_AXIS_TAU_S, BREATH_BAND_HZ, BREATH_FS_HZ
-from coach.ecg import Beats, RPeakDetector
+from coach.ecg import STEP_S, Beats, RPeakDetector
 from coach.rr import RRCleaner, rsa_points
 from coach.types import TWO_PI, AccChunk, EcgChunk
 
@@ -337,7 +337,16 @@ class BreathEstimator:
             self._detector = RPeakDetector(chunks[0].fs_hz)
             self._ecg_rr, self._last_r = RRCleaner(), None
         self._ecg_end_s = chunks[-1].end_s
-        self._ecg_beats(self._detector.process_chunks([(c.ecg_uv, c.t_s) for c in chunks]))
+        # a backlog (up to 70 s when ECG takes over) goes through a second at a time, as
+        # it would have live: search-back is checked once per call, and one call over the
+        # whole backlog lost every beat after a large artifact (see ecg.ecg_peaks)
+        step: list[EcgChunk] = []
+        for c in chunks:
+            if step and c.t_s - step[0].t_s >= STEP_S:
+                self._ecg_beats(self._detector.process_chunks([(s.ecg_uv, s.t_s) for s in step]))
+                step = []
+            step.append(c)
+        self._ecg_beats(self._detector.process_chunks([(s.ecg_uv, s.t_s) for s in step]))
 
     def _ecg_beats(self, b: Beats) -> None:
         """R peaks to the ECG window: R amplitude, QRS area and RSA."""
