@@ -404,6 +404,8 @@ class BreathEstimator:
         for name in ("acc", "ecg", "rr"):
             if name == "ecg":
                 self._take_ecg()  # only now may the analysis use it
+                # the person's lag as chest motion has learned it gives the ECG its sign
+                self.windows["ecg"].taught_lag_s = self.windows["acc"].rsa_lag_s()
             if not self._fresh(name, t_s):
                 continue
             w = self.windows[name]

@@ -544,6 +544,9 @@ class BreathWindow:
         self.flips = 0  # held signs changed (a strap turned over)
         self.label = ""  # for the log
         self.shift_rsa = False  # fuse heart rate moved back by the learned lag (ECG)
+        # the person's lag of heart rate behind the breath as another window (chest
+        # motion, whose sign its shape gives) has learned it: decides this one's sign
+        self.taught_lag_s: float | None = None
         # (long, short)-term asymmetry of source 1 measured upstream, in a wider band
         # than the window's (chest motion): used instead of the window's own
         self.shape_skew: tuple[float, float] | None = None
@@ -723,6 +726,13 @@ class BreathWindow:
             sign, sure, how = (1.0 if skew >= 0 else -1.0), by_shape >= 1.0, "asymmetry"
         else:
             sign, sure, how = lag_sign, by_lag >= 1.0, "lag"
+        taught = self.taught_lag_s if have_hr else None
+        if taught is not None:  # the person's own lag: the sign of the peak there, if clear
+            j = _extremum_near(c, taught)
+            if abs(c[j]) >= FLIP_MIN:
+                sign, sure, how = (1.0 if c[j] >= 0 else -1.0), True, "a taught lag"
+            else:
+                taught = None
         held = self.signs[ks[0]]
         if held == 0:
             if self._updates >= SIGN_FORCE_UPDATES or (self._updates >= SIGN_MIN_UPDATES and sure):
@@ -748,7 +758,9 @@ class BreathWindow:
             self.lags_s[ks] = float(LAG_GRID_S[j]) if held * c[j] >= LAG_MIN_CORR else math.nan
             near = slice(max(j - 2, 0), j + 3)
             # only a clear lag shows a turned strap (weak correlations swing either way)
-            if math.isfinite(self.lags_s[ks[0]]):
+            if taught is not None:  # its sign there (corrects one decided before it was taught)
+                against = sign != held
+            elif math.isfinite(self.lags_s[ks[0]]):
                 against = float(np.max(held * c_short[near])) <= -FLIP_MIN
             else:  # no clear lag: the long-term sign at the prior lag, if it is not weak
                 k = int(np.argmin(np.abs(LAG_GRID_S - SIGN_PRIOR_LAG_S)))
@@ -773,7 +785,8 @@ class BreathWindow:
             self.shape_flipped = self.shape_skew is not None  # its owner restarts it
             self._contrary = 0.0
             self.flips += 1
-            log.warning("%s: polarity changed to %+d (strap turned over?)", self.label, -held)
+            why = "the person's lag as taught" if taught is not None else "strap turned over?"
+            log.warning("%s: polarity changed to %+d (%s)", self.label, -held, why)
 
     def confidence(self) -> float:
         """Long-term spectral quality of the best source the window fuses, drawn toward
