@@ -497,11 +497,12 @@ DEFINITIONS = [
     ("Breath synchrony (PPC)", f"how steadily the partners' breathing phases keep the "
      f"same relation over {PLV_WINDOW_S:.0f} s: 0 none (on average, for unrelated "
      "breathing), 1 in lock-step. Its chance level is what pseudo-couples reach: each "
-     "partner against the other's breathing from another part of the session."),
+     "partner against the other's breathing from another part of the session (relative "
+     "to the orb, read where the orb stood at the same point of its cycle)."),
     ("Heart-rate synchrony", "the highest correlation of the partners' heart rates over "
      "short lags (-1 to 1), beside its chance level from the same pseudo-couples."),
     ("Time synchronous beyond chance", "the share of independent one-minute windows in "
-     "which breath synchrony stood above its chance level (by chance alone about 5 %), "
+     "which breath synchrony stood above its chance level (by chance alone at most 5 %), "
      "with its 95 % Wilson interval; talk counted apart."),
     ("Alert", "a sharp rise of a partner's arousal (outside the window of tolerance)."),
     ("Strap lost", "no data from a strap (out of range, battery, taken off)."),

@@ -8,17 +8,30 @@ Sampled once a second, over windows of :data:`SYNC_WINDOW_S` seconds:
   locking value: unrelated series score 0 on average whatever the window length (the
   raw PLV of 60 unrelated samples is about 0.11 on average, 0.2-0.3 often), 1 a constant
   phase relation.
-- ``breath_ppc_chance``: the 95th percentile of the same figure over *pseudo-couples*:
-  A's breathing now against B's from a non-overlapping stretch of the same session, and
-  B's now against A's from such a stretch (Flory et al. 2023; Moulder et al. 2018). A
-  pseudo-couple keeps each partner's own rhythm but breaks the pairing. It is paired
-  twice: with phases *relative to the orb* (each partner's phase minus the orb's), so two
-  people who each follow the orb keep their relation in the pseudo-couple too (the orb
-  explains it, and it does not count), and with phases as they are, so two people who
-  merely breathe at the same rate while the orb's pace moves are not credited either.
-  The chance level is the higher of the two.
-- ``beyond_chance``: ``breath_ppc`` above ``breath_ppc_chance`` in the latest window
-  (None before :data:`MIN_SURROGATES` pseudo-couples exist).
+- ``breath_ppc_chance``: the chance level, from *pseudo-couples*: one partner's breathing
+  now against the other's from a non-overlapping stretch of the same session (Flory et
+  al. 2023; Moulder et al. 2018; Coutinho et al. 2021 for couples). A pseudo-couple keeps
+  each partner's own rhythm but breaks the pairing. Four sets, each one partner held at
+  the window and the other taken from elsewhere (A now with B's stretches, B now with
+  A's):
+
+  * **relative to the orb, matched on the orb's cycle**: each partner's phase minus the
+    orb's, and the other partner's stretch read at the seconds when the orb stood at
+    the same point of its cycle as in each second of the window, whole cycles away. Two
+    people who each follow the orb keep their relation to it in the pseudo-couple, and
+    what rides on the orb's cycle in both (how far each lags it at that point of the
+    breath, the breath estimate's bias there: docs/coregulation.md) is the same as in
+    the real pair, so the orb's part does not count as the couple's.
+  * **as they are, shifted in time**: so two people who merely breathe at the same rate
+    while the orb's pace moves are not credited either.
+
+  The window beats chance only if it beats every set at the 95th percentile
+  (:func:`chance_level`): an intersection-union test (Berger 1982), at most 5 % under
+  the null. Each set alone is a valid permutation test, since the real window is
+  exchangeable with the stretches of the partner that is replaced; pooling them (as
+  before) was not: a minute in which one partner's phase happens to be cleaner than
+  usual lifts half of the pooled pseudo-couples with it, and the real pair then beat
+  the pooled 95th percentile more often than 5 % of the time.
 - ``orb_ppc``: each partner's breathing against the orb (same figure). The orb follows
   the anchor, so the anchor's value says how well the orb follows them, not the
   reverse (``orb_follows`` names that partner; the session fills it in).
@@ -43,6 +56,8 @@ study on physiological synchronization based on a self-paced joint motor task. S
 Coutinho J, Pereira A, Oliveira-Silva P, Meier D, Lourenço V, Tschacher W.
 When our hearts beat together: cardiac synchrony as an entry point to understand dyadic
 co-regulation in couples. Psychophysiology 58(3):e13739, 2021.
+Berger RL. Multiparameter hypothesis testing and acceptance sampling. Technometrics
+24(4):295-300, 1982 (intersection-union tests).
 Boker SM, Xu M, Rotondo JL, King K. Windowed cross-correlation and peak picking for the
 analysis of variability in the association between behavioral time series. Psychol
 Methods 7(3):338-355, 2002.
@@ -61,12 +76,14 @@ from typing import Any, Final
 
 import numpy as np
 
+from coach.types import TWO_PI
+
 SYNC_WINDOW_S: Final = 60  # seconds (samples at 1 Hz)
 MAX_LAG_S: Final = 5  # seconds
 CHANCE_PERCENTILE: Final = 95.0  # a window is beyond chance above this percentile
-MIN_SURROGATES: Final = 19  # pseudo-couples needed before a window is judged
-MAX_SURROGATES: Final = 120  # at most this many (spread over the session)
-SURROGATE_STEP_S: Final = 10  # seconds between the starts of pseudo-partner stretches
+MIN_SURROGATES: Final = 19  # pseudo-couples needed in each set before a window is judged
+MAX_SURROGATES: Final = 60  # at most this many in each set (spread over the session)
+SURROGATE_STEP_S: Final = 5  # seconds between the starts of pseudo-partner stretches
 HISTORY_S: Final = 3600  # seconds of the session kept for pseudo-couples
 TALK_SHARE: Final = 0.1  # a window with more talk than this is a talking window
 WILSON_Z: Final = 1.959964  # 95 % interval
@@ -149,14 +166,50 @@ def pseudo_starts(n: int, w: int, cur: int, valid: np.ndarray, step: int) -> np.
     """Starts of complete stretches of ``w`` samples not overlapping ``[cur, cur + w)``.
 
     ``valid[s]`` says the stretch starting at ``s`` has no gap. At most
-    :data:`MAX_SURROGATES` // 2, spread evenly over the candidates.
+    :data:`MAX_SURROGATES`, spread evenly over the candidates.
     """
     starts = np.arange(0, n - w + 1, step)
-    starts = starts[(np.abs(starts - cur) >= w) & valid[starts]]
-    cap = MAX_SURROGATES // 2
-    if len(starts) > cap:
-        starts = starts[np.linspace(0, len(starts) - 1, cap).round().astype(int)]
-    return starts
+    return _spread(starts[(np.abs(starts - cur) >= w) & valid[starts]])
+
+
+def _spread(x: np.ndarray) -> np.ndarray:
+    """At most :data:`MAX_SURROGATES` of the rows of ``x``, evenly spread."""
+    if len(x) <= MAX_SURROGATES:
+        return x
+    return x[np.linspace(0, len(x) - 1, MAX_SURROGATES).round().astype(int)]
+
+
+def orb_matched_rows(h: np.ndarray, cur: int, w: int, valid: np.ndarray, step: int
+                     ) -> np.ndarray | None:
+    """Rows (one line per pseudo-partner stretch, ``w`` columns) at which the orb stood at
+    the same point of its cycle as at each second of the window ``h[cur:cur + w]``, a
+    whole number of cycles away (the nearest second; at 12/min the orb moves 72 degrees
+    a second, so within 36 degrees).
+
+    A stretch is used when the orb moved through all of it, it does not overlap the
+    window, and the ``valid`` stretches from its first and to its last row cover it
+    (complete, of the window's kind). One per ``step`` seconds at most, and at most
+    :data:`MAX_SURROGATES`. None when the orb does not move through the window (no orb,
+    or paused): then there is no cycle to match.
+    """
+    n = len(h)
+    turn = np.mod(np.diff(h[:, _ORB]), TWO_PI)  # the orb only ever moves forward
+    moving = np.nan_to_num(turn) > 1e-6  # from each row to the next
+    if not moving[cur : cur + w - 1].all():
+        return None
+    u = np.concatenate([[0.0], np.cumsum(np.where(moving, turn, 0.0))])  # unwrapped
+    uw = u[cur : cur + w]
+    ks = np.arange(math.ceil((u[0] - uw[0]) / TWO_PI), math.floor((u[-1] - uw[-1]) / TWO_PI) + 1)
+    if ks.size == 0:
+        return np.zeros((0, w), dtype=int)
+    rows = np.rint(np.interp(uw[None, :] + TWO_PI * ks[:, None], u, np.arange(n))).astype(int)
+    lo, hi = rows[:, 0], rows[:, -1]
+    still = np.concatenate([[0], np.cumsum(~moving)])  # rows from which the orb did not move
+    ok = ((hi < cur) | (lo >= cur + w)) & (hi - lo < 2 * w) & (hi >= w - 1)
+    ok &= (still[hi] - still[lo] == 0) & valid[lo] & valid[np.maximum(hi - w + 1, 0)]
+    rows = rows[ok]
+    _, first = np.unique(rows[:, 0] // step, return_index=True)
+    return _spread(rows[first])
 
 
 def window_figures(h: np.ndarray, cur: int, w: int = SYNC_WINDOW_S,
@@ -172,25 +225,28 @@ def window_figures(h: np.ndarray, cur: int, w: int = SYNC_WINDOW_S,
     if valid is None:
         valid = _valid_starts(h, w)
     win = h[cur : cur + w]
-    rel_a, rel_b = win[:, _A] - win[:, _ORB], win[:, _B] - win[:, _ORB]
-    real = ppc(rel_a - rel_b)
+    a, b = win[:, _A], win[:, _B]
+    rel_a, rel_b = a - win[:, _ORB], b - win[:, _ORB]
+    real = ppc(a - b)  # = ppc(rel_a - rel_b): the orb cancels in the real pair
     starts = pseudo_starts(n, w, cur, valid, step)
-    out: dict[str, Any] = {"breath_ppc": real, "breath_ppc_chance": None,
-                           "beyond_chance": None, "pseudo_couples": 2 * len(starts)}
     idx = starts[:, None] + np.arange(w)[None, :]
-    other_a = h[idx, _A] - h[idx, _ORB]
-    other_b = h[idx, _B] - h[idx, _ORB]
+    matched = orb_matched_rows(h, cur, w, valid, step)
+    if matched is None:  # no orb cycle to match: shifted in time, as the other sets
+        matched = idx
+    sets = (  # one partner now, the other from elsewhere; see the module's docstring
+        ppcs(rel_a[None, :] - (h[matched, _B] - h[matched, _ORB])),
+        ppcs((h[matched, _A] - h[matched, _ORB]) - rel_b[None, :]),
+        ppcs(a[None, :] - h[idx, _B]),
+        ppcs(h[idx, _A] - b[None, :]),
+    )
+    out: dict[str, Any] = {"breath_ppc": real, "breath_ppc_chance": None,
+                           "beyond_chance": None, "pseudo_couples": sum(map(len, sets))}
     ha, hb = win[:, _HA], win[:, _HB]
     r = lagged_xcorrs(ha - ha.mean(), np.vstack([hb[None, :], h[idx, _HB]]), MAX_LAG_S)
     out["hr_xcorr"] = None if math.isnan(r[0]) else float(r[0])
-    if 2 * len(starts) < MIN_SURROGATES:
+    if min(map(len, sets)) < MIN_SURROGATES:
         return out
-    # chance with the orb's help (phases relative to the orb) and without it (as they
-    # are): the window must beat both, so neither a shared orb nor a shared rate counts
-    with_orb = np.concatenate([ppcs(rel_a[None, :] - other_b), ppcs(other_a - rel_b[None, :])])
-    a, b = win[:, _A], win[:, _B]
-    as_is = np.concatenate([ppcs(a[None, :] - h[idx, _B]), ppcs(h[idx, _A] - b[None, :])])
-    chance = max(chance_level(with_orb), chance_level(as_is))
+    chance = max(chance_level(s) for s in sets)  # the window must beat every set
     r_other = lagged_xcorrs(hb - hb.mean(), h[idx, _HA], MAX_LAG_S)
     known = np.concatenate([r[1:], r_other])
     known = known[~np.isnan(known)]

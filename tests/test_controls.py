@@ -53,7 +53,7 @@ def test_controls_are_rarely_synchronous_beyond_chance(scenario: str) -> None:
     # control's windows beat chance with probability 0.05 each. With ~22 windows a fixed
     # 10 % line (2 windows) would fail one run in ten by chance alone (and flipped with the
     # event loop's order of two timers); the line here is the count that pure chance
-    # exceeds in under 1 % of runs. The 5 % / 10 % acceptance is checked on 150 windows
+    # exceeds in under 1 % of runs. The 5 % / 10 % acceptance is checked on 125 windows
     # per control by bench/controls.py (docs/benchmarks.md).
     line = int(stats.binom.ppf(0.99, n, 0.05))
     assert r["windows_beyond_chance"] <= line, (r, line)

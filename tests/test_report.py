@@ -81,7 +81,7 @@ def test_report_of_a_simulated_session_shows_the_sessions_own_figures(tmp_path: 
     from coach.report import SESSION_SYNC, summarize
 
     rec = tmp_path / "s.coach"
-    subprocess.run([sys.executable, "-m", "coach.cli", "demo", "--headless", "--duration", "300",
+    subprocess.run([sys.executable, "-m", "coach.cli", "demo", "--headless", "--duration", "360",
                     "--speed", "max", "--record", str(rec)], check=True, capture_output=True,
                    timeout=300)
     with RecordingReader(rec) as reader:
