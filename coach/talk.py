@@ -27,6 +27,7 @@ from typing import Final
 import numpy as np
 from scipy import signal
 
+from coach.respiration import SosStream
 from coach.types import AccChunk
 
 TALK_HP_HZ: Final = 15.0  # Hz
@@ -43,8 +44,7 @@ class TalkDetector:
     """The talking flag of one person, fed with their chest-acceleration chunks."""
 
     def __init__(self) -> None:
-        self._sos: np.ndarray | None = None
-        self._zi: np.ndarray | None = None
+        self._hp: SosStream | None = None
         self._fs: float | None = None
         self._block: tuple[float, float, int] | None = None  # (start, sum of squares, n)
         self._levels: deque[float] = deque(maxlen=HISTORY_S)
@@ -56,12 +56,11 @@ class TalkDetector:
         x = np.asarray(chunk.acc_mg, dtype=float)
         if len(x) == 0:
             return
-        if self._sos is None or self._fs != chunk.fs_hz:
-            self._fs = chunk.fs_hz
-            self._sos = signal.butter(4, TALK_HP_HZ, btype="highpass", fs=chunk.fs_hz,
-                                      output="sos")
-            self._zi = np.zeros((self._sos.shape[0], 2, 3))
-        y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
+        if self._hp is None or self._fs != chunk.fs_hz:
+            self._fs = chunk.fs_hz  # (started at rest on the first sample: no gravity step)
+            self._hp = SosStream(signal.butter(4, TALK_HP_HZ, btype="highpass",
+                                               fs=chunk.fs_hz, output="sos"))
+        y = self._hp.process(x)
         power = np.sum(y * y, axis=1)
         t = chunk.t_s + np.arange(len(x)) / chunk.fs_hz
         self._last_acc_s = float(t[-1])
