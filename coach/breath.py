@@ -442,7 +442,10 @@ class BreathEstimator:
         :data:`AGREE_HOLD_S` (one stray window is no agreement)."""
         w = self.windows["rr"]
         # analysed already in this update, or now
-        rr_ok = "rr" in conf or (self._fresh("rr", t_s) and w.update(t_s) is not None)
+        # (for its rate only: the fresher phase wave is not needed unless RR serves, and
+        # then, this second, its phase comes from the common part of its window)
+        rr_ok = "rr" in conf or (self._fresh("rr", t_s)
+                                 and w.update(t_s, fresh_phase=False) is not None)
         rr = w.rate_bpm(t_s) if rr_ok else None
         acc = self.windows["acc"].rate_bpm(t_s)
         if rr is None or acc is None or abs(acc - rr) <= DISAGREE_BPM:

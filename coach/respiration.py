@@ -634,8 +634,12 @@ class BreathWindow:
     def last_t(self, source: int) -> float:
         return float(self._t[source][-1]) if self._t[source].size else -math.inf
 
-    def update(self, t_s: float) -> WindowState | None:
-        """Re-analyse the window ending at ``t_s``; None if too little data."""
+    def update(self, t_s: float, fresh_phase: bool = True) -> WindowState | None:
+        """Re-analyse the window ending at ``t_s``; None if too little data.
+
+        ``fresh_phase=False`` (a window analysed only for its rate, e.g. the strap's RR
+        beside chest motion) skips reading the phase from the wave fused up to the
+        freshest source: its events then come from the common part, as the rate's do."""
         lo = t_s - self.window_s
         for k in range(len(self._t)):
             keep = np.searchsorted(self._t[k], lo - 2.0)
@@ -678,7 +682,7 @@ class BreathWindow:
         # continued meanwhile, so the newest breath shows ~2 s sooner and its phase
         # need not be extrapolated as far. Rate, quality and signs keep the common part.
         wave, pb = fused, b
-        reach = self._waves(lo, t_s, reach=True)
+        reach = self._waves(lo, t_s, reach=True) if fresh_phase else None
         if reach is not None and reach[1].shape[1] > x.shape[1]:
             xr = reach[1]
             wave = _fused_shifted(xr, _fuse_scale(coef, xr.std(axis=1)), m)
