@@ -46,7 +46,7 @@ SEARCHBACK: Final = 1.66  # x mean RR: look again for a missed beat [1]
 # QRS morphology (Langley et al. 2010 [4]): each QRS, +-MORPH_HALF_S around its R peak
 # (located between samples), as MORPH_POINTS values; a running PCA over beats
 MORPH_HALF_S: Final = 0.1  # s
-MORPH_POINTS: Final = 25
+MORPH_POINTS: Final = 25  # odd: the median is the middle one
 MORPH_TAU_BEATS: Final = 60.0  # beats, memory of the running mean beat and covariance
 
 
@@ -233,7 +233,7 @@ class QrsMorphology:
         d = min(max(0.5 * (y0 - y2) / curve, -0.5), 0.5) if curve < 0 else 0.0
         seg = e[r - h : r + h + 1]
         beat = np.interp(h + d + self._offsets * fs_hz, np.arange(seg.size), seg)
-        beat -= np.median(beat)
+        beat -= np.partition(beat, MORPH_POINTS // 2)[MORPH_POINTS // 2]  # its median
         self._n += 1
         a = max(1.0 / self._n, 1.0 / MORPH_TAU_BEATS)
         dev = beat - self._mean
