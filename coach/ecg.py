@@ -4,8 +4,11 @@
 band-pass, derivative, squaring, a 150 ms moving integral, adaptive signal/noise
 peak levels, a 250 ms refractory period and search-back after a missed beat. Each R
 peak is then placed on a 0.5-40 Hz cleaned ECG, where its amplitude (R minus the
-lowest point within 100 ms, i.e. the R-S swing) and QRS area are measured: both are
-modulated by breathing through the chest's impedance and the heart's axis [2]_[3]_.
+lowest point within 100 ms, i.e. the R-S swing), QRS area and QRS-morphology score (the
+first principal component of the beat-to-beat change of the QRS [4]_) are measured: all
+are modulated by breathing through the chest's impedance and the heart's axis [2]_[3]_.
+The breath estimators fuse the morphology score and the area (the R-S amplitude is kept
+for comparison, bench/ecg_waves.py).
 
 Offline analysis runs the same detector over the whole recording, one second at a time.
 
