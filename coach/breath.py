@@ -74,6 +74,12 @@ ECG_BACKLOG_S: Final = 70.0  # s of ECG kept, unprocessed, while another source 
 ECG_RESTART_S: Final = 5.0  # s: a longer gap before the ECG waiting restarts its detector
 SOURCE_SILENT_S: Final = 3.0  # s without data before a source is given up
 PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0}  # s, see docs/breathing.md
+# the ECG phase is unknown while its breathing waves (QRS morphology, QRS area) agree with
+# heart rate less than this (BreathWindow.agreement): where they carry no breath, heart
+# rate alone carries it, late by a lag of the person's own that nothing in the ECG shows.
+# Set against a null, waves of band-passed noise beside a simulated heart rate: they pass
+# in <= 5 % of analyses (docs/breathing.md, "When the phase is unknown")
+PHASE_GATE: Final = 0.42
 SHOWN_SLEW_RAD_S: Final = 1.5  # rad/s: how fast the drawn wave may catch up with the phase
 
 
@@ -91,6 +97,9 @@ class BreathEstimate:
     confidence: float | None = None  # [0, 1], long-term quality (lowered on disagreement)
     trusted: bool = False  # confidence held the gate for TRUST_HOLD_S
     disagree: bool = False  # chest motion and heart rate disagree on the rate
+    # [-1, 1], ECG only: agreement of its breathing waves with heart rate; the phase (and
+    # the level) is None while it is below PHASE_GATE
+    phase_confidence: float | None = None
 
 
 class AccWave:
@@ -541,10 +550,14 @@ class BreathEstimator:
                                   self.confidence, False, self.disagree)
         depth = resp.median_of_sorted(np.sort(st.depth[-6:])) if st.depth.size else None
         phase = w.phase(t_s, self._phase_delay_s(self.source))
+        level: float | None = -math.cos(phase) if phase is not None else st.level
+        agreement = w.agreement() if self.source == "ecg" else None
+        if self.source == "ecg" and (agreement is None or agreement < PHASE_GATE):
+            phase = level = None  # heart rate alone, late by a lag the ECG does not show
         return BreathEstimate(
             rate,
             phase,
-            -math.cos(phase) if phase is not None else st.level,  # smooth between updates
+            level,
             depth,
             w.regularity(),
             self.source,
@@ -552,4 +565,5 @@ class BreathEstimator:
             self.confidence,
             self.trusted,
             self.disagree,
+            agreement,
         )

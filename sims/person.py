@@ -347,3 +347,29 @@ class Person:
                 gain = r_gain[near] if amp > 1000 else 1.0
                 out[near] += gain * amp * np.exp(-0.5 * ((d[near] - offset) / width) ** 2)
         return out
+
+
+def ecg_without_breath(beats_s: np.ndarray, seconds: float, rng: np.random.Generator) -> np.ndarray:
+    """ECG (uV, :data:`ECG_FS_HZ`) with a Q-R-S-T at each beat time, its R wave scaled by
+    band-passed (6-36/min) noise as large as a breath's scaling, and sensor noise: heart
+    rate is the person's, the waves of the QRS carry no breath (a null for the ECG's
+    breathing waves: docs/breathing.md, "When the phase is unknown")."""
+    from scipy import signal
+
+    t = np.arange(0.0, seconds, 1.0 / ECG_FS_HZ)
+    sos = signal.butter(2, (0.1, 0.6), "bandpass", fs=ECG_FS_HZ, output="sos")
+    gain = signal.sosfiltfilt(sos, rng.normal(0, 1, t.size))
+    gain = 1.0 + 0.06 * gain / gain.std()
+    out = rng.normal(0, 8.0, t.size)
+    waves = ((0.02, -120.0, 0.010), (0.04, 1100.0, 0.009), (0.06, -250.0, 0.010),
+             (0.30, 250.0, 0.040))
+    for b in beats_s.tolist():
+        i0, i1 = int((b - 0.02) * ECG_FS_HZ), min(int((b + 0.5) * ECG_FS_HZ) + 1, t.size)
+        if i0 < 0 or i0 >= t.size:
+            continue
+        d = t[i0:i1] - b
+        g = gain[min(int(b * ECG_FS_HZ), t.size - 1)]
+        for offset, amp, width in waves:
+            scale = (g if amp > 1000 else 1.0) * amp
+            out[i0:i1] += scale * np.exp(-0.5 * ((d - offset) / width) ** 2)
+    return out
