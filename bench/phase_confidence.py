@@ -38,7 +38,7 @@ from coach.types import TWO_PI, EcgChunk
 from sims.person import ECG_FS_HZ, Person, PersonSpec, ecg_without_breath
 
 ROOT = Path(__file__).resolve().parents[1]
-PEOPLE = 12
+PEOPLE = 30
 SECONDS = 240.0
 SETTLE_S = 60.0
 GATES = tuple(sorted({0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, breath.PHASE_GATE}))

@@ -79,7 +79,7 @@ PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0}  # s, see docs/breathing.md
 # rate alone carries it, late by a lag of the person's own that nothing in the ECG shows.
 # Set against a null, waves of band-passed noise beside a simulated heart rate: they pass
 # in <= 5 % of analyses (docs/breathing.md, "When the phase is unknown")
-PHASE_GATE: Final = 0.42
+PHASE_GATE: Final = 0.35
 SHOWN_SLEW_RAD_S: Final = 1.5  # rad/s: how fast the drawn wave may catch up with the phase
 
 

@@ -989,12 +989,12 @@ class BreathWindow:
         """How well the breathing waves (sources 1..) agree with heart rate (source 0):
         the largest correlation, over the lags of :data:`LAG_GRID_S`, of their fusion
         (held signs, long-term quality weights) with heart rate, over the last windows
-        (memory :data:`FLIP_TAU_S`). About 1 where they show the same breath; near 0 (or
-        negative) where they carry no breath or disagree with the held polarity. None
-        without a weighted breathing source beside heart rate."""
+        (memory :data:`LAG_TAU_S`, the polarity's own evidence). About 1 where they show
+        the same breath; near 0 (or negative) where they carry no breath or disagree with
+        the held polarity. None without a weighted breathing source beside heart rate."""
         ks = [k for k in self._used.tolist() if k > 0]
         w = self._q[ks] ** WEIGHT_POWER if ks else np.zeros(0)
         if not ks or w.sum() <= 0 or not self._t[0].size:
             return None
         signs = np.where(self.signs != 0, self.signs, np.where(self._corr >= 0, 1.0, -1.0))
-        return float(np.max((w * signs[ks]) @ self._xc_short[ks]) / w.sum())
+        return float(np.max((w * signs[ks]) @ self._xc[ks]) / w.sum())

@@ -43,16 +43,17 @@ def _noise_ecg(seed: int, rsa: bool) -> list[EcgChunk]:
     return [EcgChunk(i / ECG_FS_HZ, "A", ECG_FS_HZ, x[i : i + n]) for i in range(0, x.size, n)]
 
 
-@pytest.mark.parametrize("rsa", [True, False])
-def test_ecg_whose_waves_carry_no_breath_has_an_unknown_phase(rsa: bool) -> None:
+@pytest.mark.parametrize(("rsa", "people", "most_known"), [(True, 3, 0.1), (False, 6, 0.25)])
+def test_ecg_whose_waves_carry_no_breath_has_an_unknown_phase(
+        rsa: bool, people: int, most_known: float) -> None:
     """Breathing waves of band-passed noise beside a heart rate that carries the breath
     (its lag unknown) or none: after the first minute the ECG still has a rate, but its
     phase and level are None whenever the confidence is below the gate, and most of the
-    time: the gate is the 95th percentile of this null over twelve people
-    (bench/phase_confidence.py --part null); three people of 90 s each are a few
-    independent minutes, so at most 20 % here."""
+    time. The gate is the 95th percentile of this null over thirty people
+    (bench/phase_confidence.py --part null), but the null is uneven between people:
+    without RSA two of these six pass 60-75 % of the time (the others 0-2 %)."""
     rates, known, total = 0, 0, 0
-    for seed in range(3):
+    for seed in range(people):
         est = BreathEstimator()
         for k, chunk in enumerate(_noise_ecg(seed, rsa)):
             est.push_ecg(chunk)
@@ -68,7 +69,7 @@ def test_ecg_whose_waves_carry_no_breath_has_an_unknown_phase(rsa: bool) -> None
             else:
                 assert e.phase is not None
     assert rates >= 0.5 * total  # the estimate still has a rate: only its phase is unknown
-    assert known <= 0.2 * total, (known, total)
+    assert known <= most_known * total, (known, total)
 
 
 def test_clean_simulated_ecg_has_a_known_phase_after_the_first_minute() -> None:
