@@ -198,6 +198,17 @@ def part_marsh(pe, recs: list[Path]) -> None:
     print(json.dumps({"quintile_upper_confidence": [round(float(v), 2) for v in edges] + [None],
                       "quintile_median_abs_deg": [round(float(np.median(e[ok][b == i])), 1)
                                                   for i in range(5)]}), flush=True)
+    gate = breath.PHASE_GATE
+    for label, group in (("all", names), ("waves carry the breath", [n for n in names if not any(
+            n.endswith(r) for r in ("2655", "4909", "5329"))])):
+        c = np.concatenate([runs[n][0] for n in group])
+        e = np.concatenate([runs[n][1] for n in group])
+        ok = np.isfinite(e)
+        kept = ok & (np.nan_to_num(c, nan=-math.inf) >= gate)
+        print(json.dumps({"recordings": label, "gate": gate,
+                          "kept_median_abs_deg": _fig(e[kept])[0],
+                          "discarded_median_abs_deg": _fig(e[ok & ~kept])[0],
+                          "discarded_percent": round(100.0 * float(np.mean(~kept[ok])), 1)}))
     held_err, held_unknown, chosen = [], [], {}
     for n in names:
         nine = [m for m in names if m != n]
