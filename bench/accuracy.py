@@ -119,6 +119,8 @@ def ip_phase(rid: str, t: np.ndarray) -> np.ndarray:
 def phase_error_deg(rid: str, a: Analysis) -> float:
     ref = ip_phase(rid, a.phase_t_s)
     ok = np.isfinite(ref) & np.isfinite(a.phase)
+    if not ok.any():  # the live phase was unknown throughout (docs/breathing.md)
+        return float("nan")
     d = np.angle(np.exp(1j * (a.phase[ok] - ref[ok])))
     return float(np.degrees(np.mean(np.abs(d))))
 
@@ -190,7 +192,8 @@ def table(rows: dict[str, dict[str, float]]) -> str:
     for rid, r in rows.items():
         cells = [f"{r[c]:.2f}" if c in r else "" for c in COLS]
         lines.append(f"| {rid} | " + " | ".join(cells) + " |")
-    all_ = {c: np.mean([r[c] for r in rows.values() if c in r]) for c in COLS}
+    # NaN only where a phase was unknown throughout (the rates count misses as 10/min)
+    all_ = {c: np.nanmean([r[c] for r in rows.values() if c in r]) for c in COLS}
     all_["windows"] = sum(r["windows"] for r in rows.values())
     cells = [f"{all_[c]:.2f}" for c in COLS]
     lines.append("| **mean** | " + " | ".join(cells) + " |")
