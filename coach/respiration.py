@@ -431,6 +431,7 @@ PHASE_EVENTS: Final = 2  # newest breath events (extrema, mid-crossings) the liv
 # transform): width of its causal band-pass around the current rate, relative to the rate
 # (chosen on the simulator, docs/breathing.md "Live phase from breath events")
 ECHT_WIDTH: Final = 1.0
+PHASE_ECHT_WEIGHT: Final = 1.0  # the ecHT phase's weight against the events' mean vector
 CONTINUE_FIT_S: Final = 30.0  # s of overlap a source that ends early is continued from
 # Polarity (docs/breathing.md, "Polarity"): heart rate follows the breath with a lag of its
 # own (0-3 s, per person). A wave's sign is that of its correlation with heart rate at the
@@ -600,6 +601,28 @@ def _breath_phase(theta: float, frac: float) -> float:
     spans = (math.pi * frac, math.pi * (1.0 - frac), math.pi * (1.0 - frac), math.pi * frac)
     k = min(int(q), 3)
     return (math.pi * frac + sum(spans[:k]) + (q - k) * spans[k]) % TWO_PI
+
+
+def _live_phase(st: WindowState, rate_bpm: float, frac: float, t_s: float,
+                fs_hz: float) -> float | None:
+    """:meth:`BreathWindow.phase` of the window state ``st`` at ``t_s`` (its delay
+    added), the rate and inhale fraction given: the circular mean of the newest
+    :data:`PHASE_EVENTS` events' phases (their mean vector) and, weighted
+    :data:`PHASE_ECHT_WEIGHT`, the ecHT phase. Apart so that bench/phase_loo.py can
+    replay it with other parameters."""
+    marks = ((st.rise_s, math.pi * frac), (st.peak_s, TWO_PI * frac),
+             (st.fall_s, math.pi * (1.0 + frac)))
+    events = sorted((t, at) for e, at in marks for t in e[-PHASE_EVENTS:].tolist())
+    if not events:
+        return None
+    w = TWO_PI * rate_bpm / 60.0
+    z = sum(complex(math.cos(a), math.sin(a)) for a in (
+        at + w * (t_s - t) for t, at in events[-PHASE_EVENTS:])) / len(events[-PHASE_EVENTS:])
+    if st.wave.size >= 8 * fs_hz:  # the wave's own phase at its newest sample
+        theta = _echt_phase(st.wave, fs_hz, rate_bpm / 60.0)
+        at = _breath_phase(theta, frac) + w * (t_s - st.wave_end_s)
+        z += PHASE_ECHT_WEIGHT * complex(math.cos(at), math.sin(at))
+    return math.atan2(z.imag, z.real) % TWO_PI
 
 
 class BreathWindow:
@@ -993,21 +1016,7 @@ class BreathWindow:
         st = self.state
         if r is None or st is None or not self.signs_known():
             return None  # unknown beats inverted
-        frac = self._inhale_fraction(st)
-        marks = ((st.rise_s, math.pi * frac), (st.peak_s, TWO_PI * frac),
-                 (st.fall_s, math.pi * (1.0 + frac)))
-        events = sorted((t, at) for e, at in marks for t in e[-PHASE_EVENTS:].tolist())
-        if not events:
-            return None
-        w = TWO_PI * r / 60.0
-        z = sum(complex(math.cos(a), math.sin(a)) for a in (
-            at + w * (t_s + delay_s - t) for t, at in events[-PHASE_EVENTS:])) / len(
-            events[-PHASE_EVENTS:])
-        if st.wave.size >= 8 * self.fs_hz:  # the wave's own phase at its newest sample
-            theta = _echt_phase(st.wave, self.fs_hz, r / 60.0)
-            at = _breath_phase(theta, frac) + w * (t_s + delay_s - st.wave_end_s)
-            z += complex(math.cos(at), math.sin(at))
-        return math.atan2(z.imag, z.real) % TWO_PI
+        return _live_phase(st, r, self._inhale_fraction(st), t_s + delay_s, self.fs_hz)
 
     @staticmethod
     def _inhale_fraction(st: WindowState) -> float:
