@@ -1009,8 +1009,8 @@ class BreathWindow:
         :func:`_breath_phase`): the events read a band-limited asymmetric breath a little
         ahead, the analytic phase (its band-pass lags the rate by ~20 deg) a little
         behind (docs/breathing.md, "Live phase from breath events"); the phase is the
-        circular mean of all. ``delay_s``: how late the wave shows a breath (e.g. the
-        heart-rate lag).
+        circular mean of the two (:func:`_live_phase`). ``delay_s``: how late the wave
+        shows a breath (e.g. the heart-rate lag).
         """
         r = self.rate_bpm(t_s, self.phase_cycles)
         st = self.state
