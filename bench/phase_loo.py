@@ -10,15 +10,13 @@ Run: .venv/bin/python bench/phase_loo.py [DATA_DIR]   (default ../shared/data)
      .venv/bin/python bench/phase_loo.py --bound [DATA_DIR]: what prediction alone costs:
      the reference's own inhale onsets, known DELAY s after they happen, extrapolated with
      the last breath's period (no coach involved), scored the same way.
-     .venv/bin/python bench/phase_loo.py --width [DATA_DIR]: the ecHT band's width
-     (``coach.respiration.ECHT_WIDTH``, chosen on the simulator) as if tuned here: each
-     candidate run live on all ten, the width fitted on nine, the tenth's figure at it.
      .venv/bin/python bench/phase_loo.py --params [DATA_DIR]: every live-phase parameter
-     at once as if tuned here (``ECHT_WIDTH``, ``PHASE_EVENTS``, ``PHASE_ECHT_WEIGHT``
-     and the ECG phase delay): each recording run live once, every call of
-     ``respiration._live_phase`` replayed with each candidate (the replay at the
-     parameters in use reproduces the live phase exactly: checked), the candidate fitted
-     on nine (also only among those ``SIM_OK`` lists), the tenth's figure at it.
+     of the ECG window as if tuned here (its ecHT width and weight, ``breath.ECG_ECHT``,
+     ``respiration.PHASE_EVENTS`` and the ECG phase delay): each recording run live
+     once, every call of ``respiration._live_phase`` replayed with each candidate (the
+     replay at the parameters in use reproduces the live phase exactly: checked), the
+     candidate fitted on nine (also only among those ``SIM_OK`` lists), the tenth's
+     figure at it.
 """
 
 from __future__ import annotations
@@ -42,11 +40,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DELAYS_S = np.round(np.arange(-1.5, 1.51, 0.05), 2)  # candidate ECG phase delays
 WIDTHS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # candidate ecHT band widths (x the rate)
 EVENTS = (1, 2, 3, 4)  # candidate PHASE_EVENTS
-WEIGHTS = (0.5, 1.0, 2.0)  # candidate PHASE_ECHT_WEIGHT
-# (width, events, weight) within the simulator's chest-motion bounds (tests/test_phase.py:
-# |bias| <= 25, median <= 35 deg in all 21 cases), measured on main af1aaad by replaying
-# each case's live-phase calls the same way (docs/breathing.md, "Live ECG phase vs the
-# impedance wave")
+WEIGHTS = (0.5, 1.0, 2.0)  # candidate ecHT weights (against the events)
+# (width, events, weight) that would keep the simulator's chest-motion bounds
+# (tests/test_phase.py: |bias| <= 25, median <= 35 deg in all 21 cases) if chest motion
+# used them too, measured on main af1aaad by replaying each case's live-phase calls the
+# same way (docs/breathing.md, "Live ECG phase vs the impedance wave")
 SIM_OK = ((0.75, 1, 0.5), (0.75, 1, 1.0), (0.75, 1, 2.0), (0.75, 2, 0.5), (0.75, 2, 1.0),
           (0.75, 2, 2.0), (0.75, 3, 0.5), (0.75, 3, 1.0), (0.75, 3, 2.0), (0.75, 4, 1.0),
           (0.75, 4, 2.0), (1.0, 1, 0.5), (1.0, 1, 1.0), (1.0, 2, 0.5), (1.0, 2, 1.0),
@@ -83,43 +81,18 @@ def bound(pe, recs: list[Path]) -> None:
             np.median(e)), 1), "mean_abs_deg": round(float(np.mean(e)), 1)}))
 
 
-def widths(pe, loaded: dict) -> None:
-    """Leave-one-recording-out figure of the ecHT band's width (fitted on nine)."""
-    used = resp.ECHT_WIDTH
-    errs = {}
-    for w in WIDTHS:
-        resp.ECHT_WIDTH = w  # type: ignore[misc]
-        try:
-            for name, (x, ref, _) in loaded.items():
-                a = analyze_ecg(x, 130.0, causal=True)
-                errs[w, name] = pe.score(a.phase_t_s, a.phase, ref)["_abs"]
-        finally:
-            resp.ECHT_WIDTH = used  # type: ignore[misc]
-        pooled = np.degrees(np.concatenate([errs[w, n] for n in loaded]))
-        print(json.dumps({"width": w, "median_abs_deg": round(float(np.median(pooled)), 1),
-                          "mean_abs_deg": round(float(np.mean(pooled)), 1)}), file=sys.stderr)
-    fits, held = {}, []
-    for name in loaded:
-        rest = [n for n in loaded if n != name]
-        fits[name] = min(WIDTHS, key=lambda w: float(np.median(np.concatenate(
-            [errs[w, n] for n in rest]))))
-        held.append(errs[fits[name], name])
-    v = np.degrees(np.concatenate(held))
-    print(json.dumps({"width_in_use": used, "loo_median_abs_deg": round(float(np.median(v)), 1),
-                      "loo_mean_abs_deg": round(float(np.mean(v)), 1), "loo_widths": fits}))
-
-
 def params(pe, loaded: dict) -> None:
     """Leave-one-recording-out figure of (width, events, ecHT weight, ECG delay)."""
-    in_use = (resp.ECHT_WIDTH, resp.PHASE_EVENTS, resp.PHASE_ECHT_WEIGHT)
+    in_use = (breath.ECG_ECHT[0], resp.PHASE_EVENTS, breath.ECG_ECHT[1])
+    events = resp.PHASE_EVENTS
     delay = breath.PHASE_DELAY_S["ecg"]
     live_phase = resp._live_phase
     errs: dict[tuple, np.ndarray] = {}
     for name, (x, ref, _) in loaded.items():
         calls: list = []
 
-        def recorded(st, rate_bpm, frac, t_s, fs_hz, calls=calls):
-            out = live_phase(st, rate_bpm, frac, t_s, fs_hz)
+        def recorded(st, rate_bpm, frac, t_s, fs_hz, width, weight, calls=calls):
+            out = live_phase(st, rate_bpm, frac, t_s, fs_hz, width, weight)
             calls.append((t_s - delay, (st, rate_bpm, frac, t_s - delay, fs_hz), out))
             return out
 
@@ -135,11 +108,12 @@ def params(pe, loaded: dict) -> None:
         w = np.array([TWO_PI * c[1][1] / 60.0 for c in calls])
         base = np.array([np.nan if c[2] is None else c[2] for c in calls])
         for cand in itertools.product(WIDTHS, EVENTS, WEIGHTS):
-            resp.ECHT_WIDTH, resp.PHASE_EVENTS, resp.PHASE_ECHT_WEIGHT = cand  # type: ignore[misc]
+            resp.PHASE_EVENTS = cand[1]  # type: ignore[misc]
             try:
-                new = np.array([np.nan if c[2] is None else live_phase(*c[1]) for c in calls])
+                new = np.array([np.nan if c[2] is None else live_phase(*c[1], cand[0], cand[2])
+                                for c in calls])
             finally:
-                resp.ECHT_WIDTH, resp.PHASE_EVENTS, resp.PHASE_ECHT_WEIGHT = in_use  # type: ignore[misc]
+                resp.PHASE_EVENTS = events  # type: ignore[misc]
             moved = a.phase + (new - base)[k]
             if cand == in_use:  # the replay is exact
                 assert np.allclose(np.exp(1j * (moved + w[k] * delay))[~np.isnan(a.phase)],
@@ -180,7 +154,7 @@ def params(pe, loaded: dict) -> None:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a not in ("--bound", "--width", "--params")]
+    args = [a for a in sys.argv[1:] if a not in ("--bound", "--params")]
     data = Path(args[0]) if args else ROOT.parent / "shared" / "data"
     pe = _phase_eval(data)
     if "--bound" in sys.argv[1:]:
@@ -194,9 +168,6 @@ def main() -> None:
         ecg_v, ip, marks = pe.load(rec)
         ref, period = pe.reference_phase(ip, marks)
         loaded[rec.name] = (resample_poly(ecg_v, 13, 25) * 1e6, ref, period)  # 130 Hz, uV
-    if "--width" in sys.argv[1:]:
-        widths(pe, loaded)
-        return
     if "--params" in sys.argv[1:]:
         params(pe, loaded)
         return
