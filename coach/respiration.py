@@ -531,6 +531,11 @@ def _fused_shifted(x: np.ndarray, scale: np.ndarray, m: int) -> np.ndarray:
     if m:
         x = x.copy()
         x[0] = np.concatenate([x[0, m:] - x[0].mean(), np.zeros(m)])
+        if x.shape[0] > 1:  # continued by its fit on the waves that show the breath at once
+            n = x.shape[1] - m
+            basis = np.vstack([x[1:], np.ones(x.shape[1])])
+            coef = np.linalg.lstsq(basis[:, :n].T, x[0, :n], rcond=None)[0]
+            x[0, n:] = coef @ basis[:, n:]
     return _fused(x, scale)
 
 
