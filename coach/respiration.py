@@ -852,9 +852,13 @@ class BreathWindow:
                 against = sign != held
             elif math.isfinite(self.lags_s[ks[0]]):
                 against = float(np.max(held * c_short[near])) <= -FLIP_MIN
-            else:  # no clear lag: the long-term sign at the prior lag, if it is not weak
+            else:  # no clear lag: the long-term sign at the prior lag, if it is not weak,
+                # or a clear peak nearest the prior lag (as when the sign was first taken):
+                # a paced-down breath moves a wrongly held alias out of the grid while the
+                # person's lag stays
                 k = int(np.argmin(np.abs(LAG_GRID_S - SIGN_PRIOR_LAG_S)))
-                against = held * c[k] <= -FLIP_MIN
+                j = _extremum_near(c, SIGN_PRIOR_LAG_S)
+                against = held * c[k] <= -FLIP_MIN or held * c[j] <= -LAG_MIN_CORR
             # a lag moves with the rate (the couple converging, a partner slowing down);
             # the shape does not: while the recent shape clearly agrees with the held
             # sign, a changed lag is no evidence of a turned strap (without this veto
