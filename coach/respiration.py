@@ -538,11 +538,6 @@ def _fused_shifted(x: np.ndarray, scale: np.ndarray, m: int) -> np.ndarray:
     if m:
         x = x.copy()
         x[0] = np.concatenate([x[0, m:] - x[0].mean(), np.zeros(m)])
-        if x.shape[0] > 1:  # continued by its fit on the waves that show the breath at once
-            n = x.shape[1] - m
-            basis = np.vstack([x[1:], np.ones(x.shape[1])])
-            coef = np.linalg.lstsq(basis[:, :n].T, x[0, :n], rcond=None)[0]
-            x[0, n:] = coef @ basis[:, n:]
     return _fused(x, scale)
 
 
@@ -903,13 +898,9 @@ class BreathWindow:
                 against = sign != held
             elif math.isfinite(self.lags_s[ks[0]]):
                 against = float(np.max(held * c_short[near])) <= -FLIP_MIN
-            else:  # no clear lag: the long-term sign at the prior lag, if it is not weak,
-                # or a clear peak nearest the prior lag (as when the sign was first taken):
-                # a paced-down breath moves a wrongly held alias out of the grid while the
-                # person's lag stays
+            else:  # no clear lag: the long-term sign at the prior lag, if it is not weak
                 k = int(np.argmin(np.abs(LAG_GRID_S - SIGN_PRIOR_LAG_S)))
-                j = _extremum_near(c, SIGN_PRIOR_LAG_S)
-                against = held * c[k] <= -FLIP_MIN or held * c[j] <= -LAG_MIN_CORR
+                against = held * c[k] <= -FLIP_MIN
             # a lag moves with the rate (the couple converging, a partner slowing down);
             # the shape does not: while the recent shape clearly agrees with the held
             # sign, a changed lag is no evidence of a turned strap (without this veto
