@@ -210,8 +210,13 @@ def _window_upper_quartiles(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) 
     A dozen windows of a dozen values: plain Python sorts them faster than numpy calls.
     """
     v = values.tolist()
-    return np.array([quantile_of_sorted(sorted(v[a:b]), 0.75)
-                     for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
+    out = []
+    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):  # quantile_of_sorted, inline
+        s = sorted(v[a:b])
+        pos = 0.75 * (len(s) - 1)
+        k = int(pos)
+        out.append(s[k] + (s[min(k + 1, len(s) - 1)] - s[k]) * (pos - k))
+    return np.array(out)
 
 
 def _local_threshold(pos: np.ndarray, x: np.ndarray, span: int) -> np.ndarray:
@@ -682,7 +687,8 @@ class BreathWindow:
         # continued meanwhile, so the newest breath shows ~2 s sooner and its phase
         # need not be extrapolated as far. Rate, quality and signs keep the common part.
         wave, pb = fused, b
-        reach = self._waves(lo, t_s, reach=True) if fresh_phase else None
+        # (a source of weight 0 adds nothing to it: not continued)
+        reach = self._waves(lo, t_s, reach=True, needed=coef != 0) if fresh_phase else None
         if reach is not None and reach[1].shape[1] > x.shape[1]:
             xr = reach[1]
             wave = _fused_shifted(xr, _fuse_scale(coef, xr.std(axis=1)), m)
@@ -696,11 +702,12 @@ class BreathWindow:
         return self.state
 
     def _waves(
-        self, lo: float, hi: float, reach: bool = False
+        self, lo: float, hi: float, reach: bool = False, needed: np.ndarray | None = None
     ) -> tuple[float, np.ndarray] | None:
         """Band-limited 4 Hz waves of the window, a row per source (flat without data),
         up to the end of the stalest source (``reach``: of the freshest one, the others
-        continued meanwhile by their regression on the fresh ones)."""
+        continued meanwhile by their regression on the fresh ones; a stale source not
+        ``needed`` is left flat instead, its continuation being of no use)."""
         live = [k for k, t in enumerate(self._t) if t.size >= 2 and t[-1] > lo]
         if not live:
             return None
@@ -710,9 +717,14 @@ class BreathWindow:
         grid = np.arange(t0, t1 + 1e-9, 1.0 / self.fs_hz)
         if grid.size < 8 * self.fs_hz:
             return None
+        if reach:
+            n = np.searchsorted(grid, ends, side="right")
+            if needed is not None:
+                keep = [j for j, k in enumerate(live) if n[j] >= grid.size or needed[k]]
+                live, n = [live[j] for j in keep], n[keep]
         raw = np.array([np.interp(grid, self._t[k], self._v[k]) for k in live])
         if reach:
-            _continue_stale(raw, np.searchsorted(grid, ends, side="right"), self.fs_hz)
+            _continue_stale(raw, n, self.fs_hz)
         sos, zi = self._filter()
         done = resp_filtfilt(sos, raw - raw.mean(axis=1, keepdims=True), zi)
         if len(live) == len(self._t):

@@ -20,6 +20,7 @@ with a reference was available (docs/coregulation.md).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from typing import Final
@@ -65,13 +66,15 @@ class TalkDetector:
         t = chunk.t_s + np.arange(len(x)) / chunk.fs_hz
         self._last_acc_s = float(t[-1])
         start, total, n = self._block or (math.floor(t[0]), 0.0, 0)
-        for second in np.unique(np.floor(t)):
-            inside = np.floor(t) == second
+        seconds = np.floor(t)  # increasing: each second is one run of samples
+        cuts = [0, *(np.flatnonzero(seconds[1:] != seconds[:-1]) + 1).tolist(), len(t)]
+        for a, b in itertools.pairwise(cuts):
+            second = seconds[a]
             if second != start:  # a second is complete
                 self._close(start, total, n)
                 start, total, n = second, 0.0, 0
-            total += float(power[inside].sum())
-            n += int(inside.sum())
+            total += float(power[a:b].sum())
+            n += b - a
         self._block = (start, total, n)
 
     def _close(self, start: float, total: float, n: int) -> None:
