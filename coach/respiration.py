@@ -495,7 +495,7 @@ class WindowState:
 def _median_period(st: WindowState, n: int) -> tuple[float, float] | None:
     """Median of the newest ``n - 1`` onset and exhale cycles (plausible ones), and the
     time of the newest event; None without a plausible cycle."""
-    periods = [float(p) for e in (st.onset_s, st.exhale_s) for p in np.diff(e[-n:])]
+    periods = [p for e in (st.onset_s, st.exhale_s) for p in np.diff(e[-n:]).tolist()]
     periods = [p for p in periods if 60.0 / RATE_MAX_BPM <= p <= 60.0 / RATE_MIN_BPM]
     if not periods:
         return None
