@@ -10,6 +10,9 @@ Run: .venv/bin/python bench/phase_loo.py [DATA_DIR]   (default ../shared/data)
      .venv/bin/python bench/phase_loo.py --bound [DATA_DIR]: what prediction alone costs:
      the reference's own inhale onsets, known DELAY s after they happen, extrapolated with
      the last breath's period (no coach involved), scored the same way.
+     .venv/bin/python bench/phase_loo.py --width [DATA_DIR]: the ecHT band's width
+     (``coach.respiration.ECHT_WIDTH``, chosen on the simulator) as if tuned here: each
+     candidate run live on all ten, the width fitted on nine, the tenth's figure at it.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from scipy.signal import resample_poly
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from coach import breath
+from coach import respiration as resp
 from coach.analyze import analyze_ecg
 
 ROOT = Path(__file__).resolve().parents[1]
 DELAYS_S = np.round(np.arange(-1.5, 1.51, 0.05), 2)  # candidate ECG phase delays
+WIDTHS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # candidate ecHT band widths (x the rate)
 
 
 def _phase_eval(data: Path):  # the shared scorer, used as it lies
@@ -58,8 +63,34 @@ def bound(pe, recs: list[Path]) -> None:
             np.median(e)), 1), "mean_abs_deg": round(float(np.mean(e)), 1)}))
 
 
+def widths(pe, loaded: dict) -> None:
+    """Leave-one-recording-out figure of the ecHT band's width (fitted on nine)."""
+    used = resp.ECHT_WIDTH
+    errs = {}
+    for w in WIDTHS:
+        resp.ECHT_WIDTH = w  # type: ignore[misc]
+        try:
+            for name, (x, ref, _) in loaded.items():
+                a = analyze_ecg(x, 130.0, causal=True)
+                errs[w, name] = pe.score(a.phase_t_s, a.phase, ref)["_abs"]
+        finally:
+            resp.ECHT_WIDTH = used  # type: ignore[misc]
+        pooled = np.degrees(np.concatenate([errs[w, n] for n in loaded]))
+        print(json.dumps({"width": w, "median_abs_deg": round(float(np.median(pooled)), 1),
+                          "mean_abs_deg": round(float(np.mean(pooled)), 1)}), file=sys.stderr)
+    fits, held = {}, []
+    for name in loaded:
+        rest = [n for n in loaded if n != name]
+        fits[name] = min(WIDTHS, key=lambda w: float(np.median(np.concatenate(
+            [errs[w, n] for n in rest]))))
+        held.append(errs[fits[name], name])
+    v = np.degrees(np.concatenate(held))
+    print(json.dumps({"width_in_use": used, "loo_median_abs_deg": round(float(np.median(v)), 1),
+                      "loo_mean_abs_deg": round(float(np.mean(v)), 1), "loo_widths": fits}))
+
+
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a != "--bound"]
+    args = [a for a in sys.argv[1:] if a not in ("--bound", "--width")]
     data = Path(args[0]) if args else ROOT.parent / "shared" / "data"
     pe = _phase_eval(data)
     if "--bound" in sys.argv[1:]:
@@ -73,6 +104,9 @@ def main() -> None:
         ecg_v, ip, marks = pe.load(rec)
         ref, period = pe.reference_phase(ip, marks)
         loaded[rec.name] = (resample_poly(ecg_v, 13, 25) * 1e6, ref, period)  # 130 Hz, uV
+    if "--width" in sys.argv[1:]:
+        widths(pe, loaded)
+        return
 
     def live(name: str, delay_s: float) -> dict:
         """The live phase of a recording with the ECG phase delay set to ``delay_s``."""

@@ -81,13 +81,14 @@ def _offline(
 
 
 def ecg_waves(
-    beat_t_s: np.ndarray, amp: np.ndarray, area: np.ndarray
+    beat_t_s: np.ndarray, morph: np.ndarray, area: np.ndarray
 ) -> list[tuple[float, np.ndarray]]:
-    """RSA, R-amplitude and QRS-area waves on the 4 Hz grid (RSA first: known sign)."""
+    """RSA, QRS-morphology and QRS-area waves on the 4 Hz grid (RSA first: known sign),
+    the waves the live ECG window fuses."""
     t, rr = rr_clean(beat_t_s[1:], np.diff(beat_t_s) * 1000.0)
     return [
         beats_to_wave(*rsa_points(t, rr)),
-        beats_to_wave(beat_t_s, amp),
+        beats_to_wave(beat_t_s, morph),
         beats_to_wave(beat_t_s, area),
     ]
 
@@ -95,7 +96,7 @@ def ecg_waves(
 def analyze_ecg(
     ecg_uv: np.ndarray, fs_hz: float, causal: bool = False, span_s: float = resp.LOCAL_SPAN_S
 ) -> Analysis:
-    """Breathing from ECG: RSA fused with R amplitude and QRS area (EDR)."""
+    """Breathing from ECG: RSA fused with the QRS-morphology score and QRS area (EDR)."""
     end_s = ecg_uv.size / fs_hz
     if causal:
         est = BreathEstimator()
@@ -108,7 +109,7 @@ def analyze_ecg(
     b = ecg_peaks(ecg_uv, fs_hz)
     if b.t_s.size < 3:
         return _offline([], end_s, "ecg")
-    return _offline(ecg_waves(b.t_s, b.amp_uv, b.area_uvs), end_s, "ecg", span_s)
+    return _offline(ecg_waves(b.t_s, b.morph_uv, b.area_uvs), end_s, "ecg", span_s)
 
 
 def analyze_rr(

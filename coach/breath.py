@@ -10,7 +10,7 @@ answers "where is this person in their breath now" with the best source it has:
   (a running PCA, Bates et al. 2010 [1]_). Its polarity (inhale up) comes from heart rate, which
   rises on inhaling (RSA).
 - ``"ecg"``: R peaks from the real-time detector, RSA from their R-R intervals, fused
-  with R amplitude and QRS area (ECG-derived respiration) by long-term quality.
+  with the QRS-morphology score and QRS area (ECG-derived respiration) by long-term quality.
 - ``"rr"``: RSA from the strap's own R-R intervals (every heart-rate strap).
 
 Every source goes through the same breath detection (:class:`coach.respiration.BreathWindow`,
@@ -277,7 +277,7 @@ class BreathEstimator:
             "rr": resp.BreathWindow(1),
         }
         self.windows["acc"].harmonics, self.windows["acc"].wide_hz = ACC_HARMONICS, ACC_WIDE_HZ
-        self.windows["ecg"].shift_rsa = True  # R amplitude and QRS area show the breath at once
+        self.windows["ecg"].shift_rsa = True  # QRS shape and area show the breath at once
         for name, w in self.windows.items():
             w.label = name
         self.source: str | None = None
@@ -306,7 +306,7 @@ class BreathEstimator:
             self._take_pending()
 
     def push_ecg(self, chunk: EcgChunk) -> None:
-        """ECG samples (uV): R peaks, then RSA, R amplitude and QRS area."""
+        """ECG samples (uV): R peaks, then RSA, QRS-morphology score and QRS area."""
         self._first_s = chunk.t_s if self._first_s is None else self._first_s
         pending = self._ecg_pending
         pending.append(chunk)
@@ -349,11 +349,16 @@ class BreathEstimator:
         self._ecg_beats(self._detector.process_chunks([(s.ecg_uv, s.t_s) for s in step]))
 
     def _ecg_beats(self, b: Beats) -> None:
-        """R peaks to the ECG window: R amplitude, QRS area and RSA."""
+        """R peaks to the ECG window: QRS-morphology score, QRS area and RSA.
+
+        The morphology score (the first principal component of the beat-to-beat change
+        of the QRS, :class:`coach.ecg.QrsMorphology`) replaced the R-S amplitude: on the
+        MARSH recordings it follows the impedance wave where the R-S amplitude leads it
+        or misses it (docs/breathing.md, "ECG breathing waves")."""
         if not b.t_s.size:
             return
         w = self.windows["ecg"]
-        w.push(1, b.t_s, b.amp_uv)
+        w.push(1, b.t_s, b.morph_uv)
         w.push(2, b.t_s, b.area_uvs)
         prev = np.concatenate([[self._last_r if self._last_r is not None else np.nan], b.t_s])
         self._last_r = float(b.t_s[-1])

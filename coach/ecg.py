@@ -4,8 +4,11 @@
 band-pass, derivative, squaring, a 150 ms moving integral, adaptive signal/noise
 peak levels, a 250 ms refractory period and search-back after a missed beat. Each R
 peak is then placed on a 0.5-40 Hz cleaned ECG, where its amplitude (R minus the
-lowest point within 100 ms, i.e. the R-S swing) and QRS area are measured: both are
-modulated by breathing through the chest's impedance and the heart's axis [2]_[3]_.
+lowest point within 100 ms, i.e. the R-S swing), QRS area and QRS-morphology score (the
+first principal component of the beat-to-beat change of the QRS [4]_) are measured: all
+are modulated by breathing through the chest's impedance and the heart's axis [2]_[3]_.
+The breath estimators fuse the morphology score and the area (the R-S amplitude is kept
+for comparison, bench/ecg_waves.py).
 
 Offline analysis runs the same detector over the whole recording, one second at a time.
 
@@ -17,6 +20,9 @@ References
    multi-lead ECGs. Computers in Cardiology. 1985;12:113-116.
 .. [3] Charlton PH, et al. An assessment of algorithms to estimate respiratory rate
    from the electrocardiogram and photoplethysmogram. Physiol Meas. 2016;37(4):610-626.
+.. [4] Langley P, Bowers EJ, Murray A. Principal component analysis as a tool for
+   analyzing beat-to-beat changes in ECG features: application to ECG-derived
+   respiration. IEEE Trans Biomed Eng. 2010;57(4):821-829.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -40,15 +46,23 @@ SETTLE_S: Final = 0.25  # s, a candidate is judged once this much signal follows
 BUFFER_S: Final = 3.0  # s of filtered signal kept
 LEARN_S: Final = 2.0  # s, initial learning phase [1]
 SEARCHBACK: Final = 1.66  # x mean RR: look again for a missed beat [1]
+# QRS morphology (Langley et al. 2010 [4]): each QRS, +-MORPH_HALF_S around its R peak
+# (located between samples), as MORPH_POINTS values; a running PCA over beats
+MORPH_HALF_S: Final = 0.1  # s
+MORPH_POINTS: Final = 25  # odd: the median is the middle one
+MORPH_TAU_BEATS: Final = 60.0  # beats, memory of the running mean beat and covariance
 
 
 @dataclass(frozen=True, slots=True)
 class Beats:
-    """R peaks: times (s), R-S amplitude (uV) and QRS area (uV*s)."""
+    """R peaks: times (s), R-S amplitude (uV), QRS area (uV*s) and the QRS-morphology
+    score (uV: the beat's departure from the running mean beat along its first principal
+    component)."""
 
     t_s: np.ndarray
     amp_uv: np.ndarray
     area_uvs: np.ndarray
+    morph_uv: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 class RPeakDetector:
@@ -77,6 +91,7 @@ class RPeakDetector:
         # (absolute index, time) of each chunk's first sample still in the buffers
         self._anchor_i: list[int] = []
         self._anchor_t: list[float] = []
+        self._morph = QrsMorphology()
 
     def process(self, ecg_uv: np.ndarray, t0_s: float) -> Beats:
         """Feed samples whose first is at ``t0_s``; return the beats confirmed."""
@@ -172,7 +187,7 @@ class RPeakDetector:
         """Place each beat on the cleaned ECG and measure amplitude and area."""
         fs, e = self.fs_hz, self._ecg * self._polarity
         back, half = round(0.25 * fs), round(0.1 * fs)
-        t, amp, area = [], [], []
+        t, amp, area, morph = [], [], [], []
         for i in idx:
             a = max(i - self._start - back, 0)
             b = min(i - self._start + 1, e.size)
@@ -186,7 +201,51 @@ class RPeakDetector:
             t.append(self._anchor_t[k] + (i - self._anchor_i[k]) / fs)
             amp.append(e[r] - win.min())
             area.append(float(np.sum(qrs - win.min())) / fs)
-        return Beats(np.array(t), np.array(amp), np.array(area))
+            morph.append(self._morph.score(e, r, fs))
+        return Beats(np.array(t), np.array(amp), np.array(area), np.array(morph))
+
+
+class QrsMorphology:
+    """Beat-to-beat change of the QRS shape, its first principal component [4]_.
+
+    Each QRS is sampled at :data:`MORPH_POINTS` times over +-:data:`MORPH_HALF_S` around
+    its R peak, the peak placed between samples by a parabola through its three highest
+    (at 130 Hz, the R peak's position within a sample would otherwise be the largest
+    change from beat to beat), less its median. A running mean beat and covariance
+    (memory :data:`MORPH_TAU_BEATS`) give the main direction of change; the score is the
+    beat's departure from the mean beat along it, signed so that a beat larger than
+    average in the shape of the mean beat scores positive. Breathing moves the heart's
+    axis and the chest's impedance, so the score follows the breath; unlike the R-S
+    amplitude it weighs every part of the QRS by how much it actually changes.
+    """
+
+    def __init__(self) -> None:
+        self._offsets = np.linspace(-MORPH_HALF_S, MORPH_HALF_S, MORPH_POINTS)
+        self._mean = np.zeros(MORPH_POINTS)
+        self._cov = np.zeros((MORPH_POINTS, MORPH_POINTS))
+        self._n = 0
+
+    def score(self, e: np.ndarray, r: int, fs_hz: float) -> float:
+        """Score of the beat whose R peak is sample ``r`` of the cleaned ECG ``e``
+        (0 when its QRS is not all in ``e``)."""
+        h = math.ceil(MORPH_HALF_S * fs_hz) + 1
+        if r - h < 0 or r + h >= e.size:
+            return 0.0
+        y0, y1, y2 = float(e[r - 1]), float(e[r]), float(e[r + 1])
+        curve = y0 - 2.0 * y1 + y2
+        d = min(max(0.5 * (y0 - y2) / curve, -0.5), 0.5) if curve < 0 else 0.0
+        seg = e[r - h : r + h + 1]
+        beat = np.interp(h + d + self._offsets * fs_hz, np.arange(seg.size), seg)
+        beat -= np.partition(beat, MORPH_POINTS // 2)[MORPH_POINTS // 2]  # its median
+        self._n += 1
+        a = max(1.0 / self._n, 1.0 / MORPH_TAU_BEATS)
+        dev = beat - self._mean
+        self._mean += a * dev
+        self._cov += a * ((1.0 - a) * np.outer(dev, dev) - self._cov)
+        axis = np.linalg.eigh(self._cov)[1][:, -1]
+        if float(axis @ self._mean) < 0:
+            axis = -axis
+        return float((beat - self._mean) @ axis)
 
 
 STEP_S: Final = 1.0  # s of ECG fed to the detector at a time (offline, and a live backlog)
@@ -208,4 +267,5 @@ def ecg_peaks(ecg_uv: np.ndarray, fs_hz: float, t0_s: float = 0.0) -> Beats:
         np.concatenate([np.empty(0)] + [b.t_s for b in parts]),
         np.concatenate([np.empty(0)] + [b.amp_uv for b in parts]),
         np.concatenate([np.empty(0)] + [b.area_uvs for b in parts]),
+        np.concatenate([np.empty(0)] + [b.morph_uv for b in parts]),
     )
