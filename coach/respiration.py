@@ -213,13 +213,8 @@ def _window_upper_quartiles(values: np.ndarray, lo: np.ndarray, hi: np.ndarray) 
     A dozen windows of a dozen values: plain Python sorts them faster than numpy calls.
     """
     v = values.tolist()
-    out = []
-    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):  # quantile_of_sorted, inline
-        s = sorted(v[a:b])
-        pos = 0.75 * (len(s) - 1)
-        k = int(pos)
-        out.append(s[k] + (s[min(k + 1, len(s) - 1)] - s[k]) * (pos - k))
-    return np.array(out)
+    return np.array([quantile_of_sorted(sorted(v[a:b]), 0.75)
+                     for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
 
 
 def _local_threshold(pos: np.ndarray, x: np.ndarray, span: int) -> np.ndarray:
