@@ -10,14 +10,19 @@ Run: .venv/bin/python bench/phase_loo.py [DATA_DIR]   (default ../shared/data)
      .venv/bin/python bench/phase_loo.py --bound [DATA_DIR]: what prediction alone costs:
      the reference's own inhale onsets, known DELAY s after they happen, extrapolated with
      the last breath's period (no coach involved), scored the same way.
-     .venv/bin/python bench/phase_loo.py --width [DATA_DIR]: the ecHT band's width
-     (``coach.respiration.ECHT_WIDTH``, chosen on the simulator) as if tuned here: each
-     candidate run live on all ten, the width fitted on nine, the tenth's figure at it.
+     .venv/bin/python bench/phase_loo.py --params [DATA_DIR]: every live-phase parameter
+     of the ECG window as if tuned here (its ecHT width and weight, ``breath.ECG_ECHT``,
+     ``respiration.PHASE_EVENTS`` and the ECG phase delay): each recording run live
+     once, every call of ``respiration._live_phase`` replayed with each candidate (the
+     replay at the parameters in use reproduces the live phase exactly: checked), the
+     candidate fitted on nine (also only among those ``SIM_OK`` lists), the tenth's
+     figure at it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -29,10 +34,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from coach import breath
 from coach import respiration as resp
 from coach.analyze import analyze_ecg
+from coach.types import TWO_PI
 
 ROOT = Path(__file__).resolve().parents[1]
 DELAYS_S = np.round(np.arange(-1.5, 1.51, 0.05), 2)  # candidate ECG phase delays
 WIDTHS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)  # candidate ecHT band widths (x the rate)
+EVENTS = (1, 2, 3, 4)  # candidate PHASE_EVENTS
+WEIGHTS = (0.5, 1.0, 2.0)  # candidate ecHT weights (against the events)
+# (width, events, weight) that would keep the simulator's chest-motion bounds
+# (tests/test_phase.py: |bias| <= 25, median <= 35 deg in all 21 cases) if chest motion
+# used them too, measured on main af1aaad by replaying each case's live-phase calls the
+# same way (docs/breathing.md, "Live ECG phase vs the impedance wave")
+SIM_OK = ((0.75, 1, 0.5), (0.75, 1, 1.0), (0.75, 1, 2.0), (0.75, 2, 0.5), (0.75, 2, 1.0),
+          (0.75, 2, 2.0), (0.75, 3, 0.5), (0.75, 3, 1.0), (0.75, 3, 2.0), (0.75, 4, 1.0),
+          (0.75, 4, 2.0), (1.0, 1, 0.5), (1.0, 1, 1.0), (1.0, 2, 0.5), (1.0, 2, 1.0),
+          (1.0, 3, 0.5), (1.0, 3, 1.0), (1.0, 4, 0.5), (1.0, 4, 1.0), (1.25, 1, 0.5),
+          (1.25, 2, 0.5), (1.25, 3, 0.5), (1.25, 4, 0.5), (1.25, 4, 1.0), (1.5, 1, 0.5),
+          (1.5, 2, 0.5), (1.5, 3, 0.5), (1.5, 4, 0.5), (1.75, 3, 0.5), (1.75, 4, 0.5))
 
 
 def _phase_eval(data: Path):  # the shared scorer, used as it lies
@@ -63,34 +81,80 @@ def bound(pe, recs: list[Path]) -> None:
             np.median(e)), 1), "mean_abs_deg": round(float(np.mean(e)), 1)}))
 
 
-def widths(pe, loaded: dict) -> None:
-    """Leave-one-recording-out figure of the ecHT band's width (fitted on nine)."""
-    used = resp.ECHT_WIDTH
-    errs = {}
-    for w in WIDTHS:
-        resp.ECHT_WIDTH = w  # type: ignore[misc]
+def params(pe, loaded: dict) -> None:
+    """Leave-one-recording-out figure of (width, events, ecHT weight, ECG delay)."""
+    in_use = (breath.ECG_ECHT[0], resp.PHASE_EVENTS, breath.ECG_ECHT[1])
+    events = resp.PHASE_EVENTS
+    delay = breath.PHASE_DELAY_S["ecg"]
+    live_phase = resp._live_phase
+    errs: dict[tuple, np.ndarray] = {}
+    for name, (x, ref, _) in loaded.items():
+        calls: list = []
+
+        def recorded(st, rate_bpm, frac, t_s, fs_hz, width, weight, calls=calls):
+            out = live_phase(st, rate_bpm, frac, t_s, fs_hz, width, weight)
+            calls.append((t_s - delay, (st, rate_bpm, frac, t_s - delay, fs_hz), out))
+            return out
+
+        resp._live_phase = recorded  # type: ignore[assignment]
         try:
-            for name, (x, ref, _) in loaded.items():
-                a = analyze_ecg(x, 130.0, causal=True)
-                errs[w, name] = pe.score(a.phase_t_s, a.phase, ref)["_abs"]
+            a = analyze_ecg(x, 130.0, causal=True)
         finally:
-            resp.ECHT_WIDTH = used  # type: ignore[misc]
-        pooled = np.degrees(np.concatenate([errs[w, n] for n in loaded]))
-        print(json.dumps({"width": w, "median_abs_deg": round(float(np.median(pooled)), 1),
-                          "mean_abs_deg": round(float(np.mean(pooled)), 1)}), file=sys.stderr)
-    fits, held = {}, []
-    for name in loaded:
-        rest = [n for n in loaded if n != name]
-        fits[name] = min(WIDTHS, key=lambda w: float(np.median(np.concatenate(
-            [errs[w, n] for n in rest]))))
-        held.append(errs[fits[name], name])
-    v = np.degrees(np.concatenate(held))
-    print(json.dumps({"width_in_use": used, "loo_median_abs_deg": round(float(np.median(v)), 1),
-                      "loo_mean_abs_deg": round(float(np.mean(v)), 1), "loo_widths": fits}))
+            resp._live_phase = live_phase  # type: ignore[assignment]
+        # each reported phase is its analysis's, advanced to its time: move it by what
+        # the candidate moves that analysis's phase
+        call_t = np.array([c[0] for c in calls])
+        k = np.searchsorted(call_t, a.phase_t_s + 1e-6, side="right") - 1
+        w = np.array([TWO_PI * c[1][1] / 60.0 for c in calls])
+        base = np.array([np.nan if c[2] is None else c[2] for c in calls])
+        for cand in itertools.product(WIDTHS, EVENTS, WEIGHTS):
+            resp.PHASE_EVENTS = cand[1]  # type: ignore[misc]
+            try:
+                new = np.array([np.nan if c[2] is None else live_phase(*c[1], cand[0], cand[2])
+                                for c in calls])
+            finally:
+                resp.PHASE_EVENTS = events  # type: ignore[misc]
+            moved = a.phase + (new - base)[k]
+            if cand == in_use:  # the replay is exact
+                assert np.allclose(np.exp(1j * (moved + w[k] * delay))[~np.isnan(a.phase)],
+                                   np.exp(1j * a.phase)[~np.isnan(a.phase)])
+            for d in DELAYS_S:
+                if abs(d) <= 0.6:
+                    errs[(*cand, float(d), name)] = pe.score(
+                        a.phase_t_s, (moved + w[k] * (d - delay)) % TWO_PI, ref)["_abs"]
+    names, deg = list(loaded), np.degrees
+    cands = sorted({c[:4] for c in errs})
+
+    def fitted(pool: list) -> None:
+        held, fits = [], {}
+        for h in names:
+            rest = [n for n in names if n != h]
+            fits[h] = min(pool, key=lambda c: float(np.median(np.concatenate(
+                [errs[(*c, n)] for n in rest]))))
+            held.append(errs[fits[h] + (h,)])
+        best = min(pool, key=lambda c: float(np.median(np.concatenate(
+            [errs[(*c, n)] for n in names]))))
+        ins, v = deg(np.concatenate([errs[(*best, n)] for n in names])), deg(np.concatenate(held))
+        print(json.dumps({"candidates": len(pool), "in_sample_best": best,
+                          "in_sample_median_abs_deg": round(float(np.median(ins)), 1),
+                          "in_sample_mean_abs_deg": round(float(np.mean(ins)), 1),
+                          "loo_median_abs_deg": round(float(np.median(v)), 1),
+                          "loo_mean_abs_deg": round(float(np.mean(v)), 1),
+                          "loo_fits": fits}))
+
+    used = (*in_use, delay)
+    v = deg(np.concatenate([errs[(*used, n)] for n in names]))
+    print(json.dumps({"in_use": used, "median_abs_deg": round(float(np.median(v)), 1),
+                      "mean_abs_deg": round(float(np.mean(v)), 1)}))
+    fitted([c for c in cands if c[:3] == in_use])  # the delay alone
+    fitted([c for c in cands if c[:3] in SIM_OK and c[3] == delay])  # within the bounds
+    fitted([c for c in cands if c[:3] in SIM_OK])  # the same and the delay
+    fitted([c for c in cands if c[3] == delay])  # any (width, events, weight)
+    fitted(cands)  # anything
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a not in ("--bound", "--width")]
+    args = [a for a in sys.argv[1:] if a not in ("--bound", "--params")]
     data = Path(args[0]) if args else ROOT.parent / "shared" / "data"
     pe = _phase_eval(data)
     if "--bound" in sys.argv[1:]:
@@ -104,8 +168,8 @@ def main() -> None:
         ecg_v, ip, marks = pe.load(rec)
         ref, period = pe.reference_phase(ip, marks)
         loaded[rec.name] = (resample_poly(ecg_v, 13, 25) * 1e6, ref, period)  # 130 Hz, uV
-    if "--width" in sys.argv[1:]:
-        widths(pe, loaded)
+    if "--params" in sys.argv[1:]:
+        params(pe, loaded)
         return
 
     def live(name: str, delay_s: float) -> dict:

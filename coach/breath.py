@@ -74,6 +74,10 @@ ECG_BACKLOG_S: Final = 70.0  # s of ECG kept, unprocessed, while another source 
 ECG_RESTART_S: Final = 5.0  # s: a longer gap before the ECG waiting restarts its detector
 SOURCE_SILENT_S: Final = 3.0  # s without data before a source is given up
 PHASE_DELAY_S: Final = {"acc": 0.0, "ecg": 0.0}  # s, see docs/breathing.md
+# the ECG window's live phase: its ecHT band's width (x the rate) and the ecHT phase's weight
+# against the events, chosen on MARSH (leave-one-recording-out; docs/breathing.md "Live ECG
+# phase vs the impedance wave"); chest motion and RR keep respiration's (the simulator's)
+ECG_ECHT: Final = (1.25, 2.0)
 SHOWN_SLEW_RAD_S: Final = 1.5  # rad/s: how fast the drawn wave may catch up with the phase
 
 
@@ -278,6 +282,7 @@ class BreathEstimator:
         }
         self.windows["acc"].harmonics, self.windows["acc"].wide_hz = ACC_HARMONICS, ACC_WIDE_HZ
         self.windows["ecg"].shift_rsa = True  # QRS shape and area show the breath at once
+        self.windows["ecg"].echt = ECG_ECHT
         for name, w in self.windows.items():
             w.label = name
         self.source: str | None = None

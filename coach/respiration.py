@@ -431,6 +431,7 @@ PHASE_EVENTS: Final = 2  # newest breath events (extrema, mid-crossings) the liv
 # transform): width of its causal band-pass around the current rate, relative to the rate
 # (chosen on the simulator, docs/breathing.md "Live phase from breath events")
 ECHT_WIDTH: Final = 1.0
+PHASE_ECHT_WEIGHT: Final = 1.0  # the ecHT phase's weight against the events' mean vector
 CONTINUE_FIT_S: Final = 30.0  # s of overlap a source that ends early is continued from
 # Polarity (docs/breathing.md, "Polarity"): heart rate follows the breath with a lag of its
 # own (0-3 s, per person). A wave's sign is that of its correlation with heart rate at the
@@ -558,12 +559,12 @@ def _continue_stale(raw: np.ndarray, n: np.ndarray, fs_hz: float) -> None:
         raw[k, m:] = coef @ basis[:, m:]
 
 
-def _echt_phase(x: np.ndarray, fs_hz: float, f0_hz: float) -> float:
+def _echt_phase(x: np.ndarray, fs_hz: float, f0_hz: float, width: float = ECHT_WIDTH) -> float:
     """Phase (radians, 0 at a maximum) of the wave ``x`` at its newest sample, from an
     endpoint-corrected Hilbert transform (ecHT [4]_): the analytic signal of the whole
     window (FFT, negative frequencies removed), then a causal second-order Butterworth
     band-pass from (1 - W/2) to (1 + W/2) x ``f0_hz`` (the current rate; W =
-    :data:`ECHT_WIDTH`) applied in the frequency domain. The zero-phase filter's end and
+    ``width``) applied in the frequency domain. The zero-phase filter's end and
     the plain Hilbert transform's both distort the newest samples; a causal filter has no
     end effect there. Its phase at ``f0_hz`` is not zero: with W = 1 it lags a sinusoid at
     the rate by 17-20 deg (the band's geometric centre is 0.87 f0), which the live phase
@@ -575,7 +576,7 @@ def _echt_phase(x: np.ndarray, fs_hz: float, f0_hz: float) -> float:
     spectrum = np.fft.rfft(x - x.mean())[1:(n + 1) // 2]  # positive, below Nyquist
     warp = 2.0 * fs_hz  # bilinear transform: analog frequency of each digital one
     lo, hi = (warp * math.tan(math.pi * min(f, 0.49 * fs_hz) / fs_hz)
-              for f in (f0_hz * (1.0 - ECHT_WIDTH / 2), f0_hz * (1.0 + ECHT_WIDTH / 2)))
+              for f in (f0_hz * (1.0 - width / 2), f0_hz * (1.0 + width / 2)))
     p = (s * s + lo * hi) / ((hi - lo) * s)  # low-pass prototype -> band-pass
     newest = newest_of @ (spectrum / (p * p + math.sqrt(2.0) * p + 1.0))
     return math.atan2(newest.imag, newest.real)
@@ -600,6 +601,28 @@ def _breath_phase(theta: float, frac: float) -> float:
     spans = (math.pi * frac, math.pi * (1.0 - frac), math.pi * (1.0 - frac), math.pi * frac)
     k = min(int(q), 3)
     return (math.pi * frac + sum(spans[:k]) + (q - k) * spans[k]) % TWO_PI
+
+
+def _live_phase(st: WindowState, rate_bpm: float, frac: float, t_s: float, fs_hz: float,
+                width: float, weight: float) -> float | None:
+    """:meth:`BreathWindow.phase` of the window state ``st`` at ``t_s`` (its delay
+    added), the rate and inhale fraction given: the circular mean of the newest
+    :data:`PHASE_EVENTS` events' phases (their mean vector) and, weighted ``weight``,
+    the ecHT phase (its band ``width`` x the rate wide). Apart so that
+    bench/phase_loo.py can replay it with other parameters."""
+    marks = ((st.rise_s, math.pi * frac), (st.peak_s, TWO_PI * frac),
+             (st.fall_s, math.pi * (1.0 + frac)))
+    events = sorted((t, at) for e, at in marks for t in e[-PHASE_EVENTS:].tolist())
+    if not events:
+        return None
+    w = TWO_PI * rate_bpm / 60.0
+    z = sum(complex(math.cos(a), math.sin(a)) for a in (
+        at + w * (t_s - t) for t, at in events[-PHASE_EVENTS:])) / len(events[-PHASE_EVENTS:])
+    if st.wave.size >= 8 * fs_hz:  # the wave's own phase at its newest sample
+        theta = _echt_phase(st.wave, fs_hz, rate_bpm / 60.0, width)
+        at = _breath_phase(theta, frac) + w * (t_s - st.wave_end_s)
+        z += weight * complex(math.cos(at), math.sin(at))
+    return math.atan2(z.imag, z.real) % TWO_PI
 
 
 class BreathWindow:
@@ -634,6 +657,7 @@ class BreathWindow:
         self.cycles = cycles  # newest cycles (of onsets and of exhales) whose median is the rate
         self.min_data_s = min_data_s  # s of data the window needs before it reports
         self.phase_cycles = phase_cycles  # newest cycles whose median period advances the phase
+        self.echt = (ECHT_WIDTH, PHASE_ECHT_WEIGHT)  # the live phase's ecHT: width, weight
         self.gains = np.asarray(gains if gains is not None else (1.0,) * n_sources, float)
         self._used = np.flatnonzero(self.gains > 0)
         self._sos = resp_sos(fs_hz, band_hz)
@@ -993,28 +1017,15 @@ class BreathWindow:
         :func:`_breath_phase`): the events read a band-limited asymmetric breath a little
         ahead, the analytic phase (its band-pass lags the rate by ~20 deg) a little
         behind (docs/breathing.md, "Live phase from breath events"); the phase is the
-        circular mean of all. ``delay_s``: how late the wave shows a breath (e.g. the
-        heart-rate lag).
+        circular mean of the two (:func:`_live_phase`). ``delay_s``: how late the wave
+        shows a breath (e.g. the heart-rate lag).
         """
         r = self.rate_bpm(t_s, self.phase_cycles)
         st = self.state
         if r is None or st is None or not self.signs_known():
             return None  # unknown beats inverted
-        frac = self._inhale_fraction(st)
-        marks = ((st.rise_s, math.pi * frac), (st.peak_s, TWO_PI * frac),
-                 (st.fall_s, math.pi * (1.0 + frac)))
-        events = sorted((t, at) for e, at in marks for t in e[-PHASE_EVENTS:].tolist())
-        if not events:
-            return None
-        w = TWO_PI * r / 60.0
-        z = sum(complex(math.cos(a), math.sin(a)) for a in (
-            at + w * (t_s + delay_s - t) for t, at in events[-PHASE_EVENTS:])) / len(
-            events[-PHASE_EVENTS:])
-        if st.wave.size >= 8 * self.fs_hz:  # the wave's own phase at its newest sample
-            theta = _echt_phase(st.wave, self.fs_hz, r / 60.0)
-            at = _breath_phase(theta, frac) + w * (t_s + delay_s - st.wave_end_s)
-            z += complex(math.cos(at), math.sin(at))
-        return math.atan2(z.imag, z.real) % TWO_PI
+        return _live_phase(st, r, self._inhale_fraction(st), t_s + delay_s, self.fs_hz,
+                           *self.echt)
 
     @staticmethod
     def _inhale_fraction(st: WindowState) -> float:
