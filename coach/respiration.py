@@ -498,7 +498,7 @@ class WindowState:
 def _median_period(st: WindowState, n: int) -> tuple[float, float] | None:
     """Median of the newest ``n - 1`` onset and exhale cycles (plausible ones), and the
     time of the newest event; None without a plausible cycle."""
-    periods = [float(p) for e in (st.onset_s, st.exhale_s) for p in np.diff(e[-n:])]
+    periods = [p for e in (st.onset_s, st.exhale_s) for p in np.diff(e[-n:]).tolist()]
     periods = [p for p in periods if 60.0 / RATE_MAX_BPM <= p <= 60.0 / RATE_MIN_BPM]
     if not periods:
         return None
@@ -757,7 +757,8 @@ class BreathWindow:
         # continued meanwhile, so the newest breath shows ~2 s sooner and its phase
         # need not be extrapolated as far. Rate, quality and signs keep the common part.
         wave, pb = fused, b
-        reach = self._waves(lo, t_s, reach=True) if fresh_phase else None
+        # (a source of weight 0 adds nothing to it: not continued)
+        reach = self._waves(lo, t_s, reach=True, needed=coef != 0) if fresh_phase else None
         if reach is not None and reach[1].shape[1] > x.shape[1]:
             xr = reach[1]
             wave = _fused_shifted(xr, _fuse_scale(coef, xr.std(axis=1)), m)
@@ -771,11 +772,12 @@ class BreathWindow:
         return self.state
 
     def _waves(
-        self, lo: float, hi: float, reach: bool = False
+        self, lo: float, hi: float, reach: bool = False, needed: np.ndarray | None = None
     ) -> tuple[float, np.ndarray] | None:
         """Band-limited 4 Hz waves of the window, a row per source (flat without data),
         up to the end of the stalest source (``reach``: of the freshest one, the others
-        continued meanwhile by their regression on the fresh ones)."""
+        continued meanwhile by their regression on the fresh ones; a stale source not
+        ``needed`` is left flat instead, its continuation being of no use)."""
         live = [k for k, t in enumerate(self._t) if t.size >= 2 and t[-1] > lo]
         if not live:
             return None
@@ -785,9 +787,14 @@ class BreathWindow:
         grid = np.arange(t0, t1 + 1e-9, 1.0 / self.fs_hz)
         if grid.size < 8 * self.fs_hz:
             return None
+        if reach:
+            n = np.searchsorted(grid, ends, side="right")
+            if needed is not None:
+                keep = [j for j, k in enumerate(live) if n[j] >= grid.size or needed[k]]
+                live, n = [live[j] for j in keep], n[keep]
         raw = np.array([np.interp(grid, self._t[k], self._v[k]) for k in live])
         if reach:
-            _continue_stale(raw, np.searchsorted(grid, ends, side="right"), self.fs_hz)
+            _continue_stale(raw, n, self.fs_hz)
         sos, zi = self._filter()
         done = resp_filtfilt(sos, raw - raw.mean(axis=1, keepdims=True), zi)
         if len(live) == len(self._t):
