@@ -18,7 +18,6 @@ Run: .venv/bin/python bench/ecg_waves.py [--part live|offline] [DATA_DIR]
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.phase_loo import phase_eval_module
 from coach import respiration as resp
 from coach.analyze import analyze_ecg
 from coach.ecg import ecg_peaks
@@ -35,15 +35,6 @@ from coach.rr import rr_clean, rsa_points
 ROOT = Path(__file__).resolve().parents[1]
 FS = 4.0
 SETTLED_S = 30.0  # s back from each analysis
-
-
-def _phase_eval(data: Path):  # the shared scorer, used as it lies
-    path = data.parent / "tools" / "phase_eval.py"
-    spec = importlib.util.spec_from_file_location("phase_eval", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _ecg_uv(ecg_v: np.ndarray) -> np.ndarray:
@@ -140,7 +131,7 @@ def main() -> None:
         part = args[i + 1]
         del args[i : i + 2]
     data = Path(args[0]) if args else ROOT.parent / "shared" / "data"
-    pe = _phase_eval(data)
+    pe = phase_eval_module(data)
     recs = sorted(p for p in (data / "recordings").glob("marsh_*") if (p / "IP.mat").exists())
     if part == "offline":
         offline(pe, recs)

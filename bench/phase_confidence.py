@@ -21,7 +21,6 @@ Run: .venv/bin/python bench/phase_confidence.py [--part null|sim|marsh] [DATA_DI
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import sys
@@ -31,6 +30,7 @@ import numpy as np
 from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.phase_loo import phase_eval_module
 from coach import breath
 from coach.analyze import analyze_ecg
 from coach.breath import BreathEstimator
@@ -43,15 +43,6 @@ SECONDS = 240.0
 SETTLE_S = 60.0
 GATES = tuple(sorted({0.0, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, breath.PHASE_GATE}))
 GOAL_DEG = 45.0
-
-
-def _phase_eval(data: Path):  # the shared scorer, used as it lies
-    path = data.parent / "tools" / "phase_eval.py"
-    spec = importlib.util.spec_from_file_location("phase_eval", path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def person(i: int, rsa: bool = True) -> Person:
@@ -242,7 +233,7 @@ def main() -> None:
         part_sim()
     else:
         data = Path(args[0]) if args else ROOT.parent / "shared" / "data"
-        pe = _phase_eval(data)
+        pe = phase_eval_module(data)
         recs = sorted(p for p in (data / "recordings").glob("marsh_*") if (p / "IP.mat").exists())
         part_marsh(pe, recs)
 

@@ -53,7 +53,7 @@ SIM_OK = ((0.75, 1, 0.5), (0.75, 1, 1.0), (0.75, 1, 2.0), (0.75, 2, 0.5), (0.75,
           (1.5, 2, 0.5), (1.5, 3, 0.5), (1.5, 4, 0.5), (1.75, 3, 0.5), (1.75, 4, 0.5))
 
 
-def _phase_eval(data: Path):  # the shared scorer, used as it lies
+def phase_eval_module(data: Path):  # the shared scorer, used as it lies (bench/ shares it)
     path = data.parent / "tools" / "phase_eval.py"
     spec = importlib.util.spec_from_file_location("phase_eval", path)
     assert spec is not None and spec.loader is not None
@@ -156,7 +156,7 @@ def params(pe, loaded: dict) -> None:
 def main() -> None:
     args = [a for a in sys.argv[1:] if a not in ("--bound", "--params")]
     data = Path(args[0]) if args else ROOT.parent / "shared" / "data"
-    pe = _phase_eval(data)
+    pe = phase_eval_module(data)
     if "--bound" in sys.argv[1:]:
         bound(pe, sorted(p for p in (data / "recordings").glob("marsh_*")
                          if (p / "IP.mat").exists()))
