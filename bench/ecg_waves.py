@@ -26,7 +26,7 @@ import numpy as np
 from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.phase_loo import phase_eval_module
+from bench.phase_loo import marsh_args, marsh_recordings, phase_eval_module
 from coach import respiration as resp
 from coach.analyze import analyze_ecg
 from coach.ecg import ecg_peaks
@@ -124,15 +124,8 @@ def live(pe, recs: list[Path]) -> None:
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    part = "live"
-    if "--part" in args:
-        i = args.index("--part")
-        part = args[i + 1]
-        del args[i : i + 2]
-    data = Path(args[0]) if args else ROOT.parent / "shared" / "data"
-    pe = phase_eval_module(data)
-    recs = sorted(p for p in (data / "recordings").glob("marsh_*") if (p / "IP.mat").exists())
+    part, data = marsh_args(__doc__, ("live", "offline"))
+    pe, recs = phase_eval_module(data), marsh_recordings(data)
     if part == "offline":
         offline(pe, recs)
     else:

@@ -30,7 +30,7 @@ import numpy as np
 from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.phase_loo import phase_eval_module
+from bench.phase_loo import marsh_args, marsh_recordings, phase_eval_module
 from coach import breath
 from coach.analyze import analyze_ecg
 from coach.breath import BreathEstimator
@@ -221,21 +221,13 @@ def part_marsh(pe, recs: list[Path]) -> None:
 
 
 def main() -> None:
-    args = sys.argv[1:]
-    part = "marsh"
-    if "--part" in args:
-        i = args.index("--part")
-        part = args[i + 1]
-        del args[i : i + 2]
+    part, data = marsh_args(__doc__, ("marsh", "null", "sim"))
     if part == "null":
         part_null()
     elif part == "sim":
         part_sim()
     else:
-        data = Path(args[0]) if args else ROOT.parent / "shared" / "data"
-        pe = phase_eval_module(data)
-        recs = sorted(p for p in (data / "recordings").glob("marsh_*") if (p / "IP.mat").exists())
-        part_marsh(pe, recs)
+        part_marsh(phase_eval_module(data), marsh_recordings(data))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ Run: .venv/bin/python bench/phase_loo.py [DATA_DIR]   (default ../shared/data)
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import itertools
 import json
@@ -60,6 +61,26 @@ def phase_eval_module(data: Path):  # the shared scorer, used as it lies (bench/
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def marsh_args(doc: str | None, parts: tuple[str, ...] = (),
+               flags: tuple[str, ...] = ()) -> tuple[str, Path]:
+    """``[--part P | --FLAG] [DATA_DIR]`` of the bench scripts that score MARSH: the part
+    (or the flag given, "" for none) and the data folder (../shared/data by default)."""
+    ap = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    if parts:
+        ap.add_argument("--part", choices=parts, default=parts[0])
+    for f in flags:
+        ap.add_argument(f"--{f}", action="store_true")
+    ap.add_argument("data", nargs="?", type=Path, default=ROOT.parent / "shared" / "data")
+    a = ap.parse_args()
+    part = getattr(a, "part", "")
+    return next((f for f in flags if getattr(a, f)), part), a.data
+
+
+def marsh_recordings(data: Path) -> list[Path]:
+    """The MARSH recordings with an impedance wave, in name order."""
+    return sorted(p for p in (data / "recordings").glob("marsh_*") if (p / "IP.mat").exists())
 
 
 def bound(pe, recs: list[Path]) -> None:
@@ -154,21 +175,19 @@ def params(pe, loaded: dict) -> None:
 
 
 def main() -> None:
-    args = [a for a in sys.argv[1:] if a not in ("--bound", "--params")]
-    data = Path(args[0]) if args else ROOT.parent / "shared" / "data"
+    part, data = marsh_args(__doc__, flags=("bound", "params"))
     pe = phase_eval_module(data)
-    if "--bound" in sys.argv[1:]:
-        bound(pe, sorted(p for p in (data / "recordings").glob("marsh_*")
-                         if (p / "IP.mat").exists()))
+    recs = marsh_recordings(data)
+    if part == "bound":
+        bound(pe, recs)
         return
     used = breath.PHASE_DELAY_S["ecg"]
-    recs = sorted(p for p in (data / "recordings").glob("marsh_*") if (p / "IP.mat").exists())
     loaded = {}
     for rec in recs:
         ecg_v, ip, marks = pe.load(rec)
         ref, period = pe.reference_phase(ip, marks)
         loaded[rec.name] = (resample_poly(ecg_v, 13, 25) * 1e6, ref, period)  # 130 Hz, uV
-    if "--params" in sys.argv[1:]:
+    if part == "params":
         params(pe, loaded)
         return
 
