@@ -512,25 +512,33 @@ def _mid_crossings(
     """Times where the wave ``x`` crosses half-way between consecutive extrema of ``b``:
     rising (mid-inhale) and falling (mid-exhale). After the newest extremum, half-way
     back to the one before it. The steepest point of a breath: less jittered than its
-    extrema, and not moved by a flat trough."""
-    ext = sorted([(t, False) for t in b.onset_s.tolist()]
-                 + [(t, True) for t in b.exhale_s.tolist()])
-    idx = [min(max(round((t - t0_s) * fs_hz), 0), x.size - 1) for t, _ in ext]
-    rise, fall = [], []
-    for k, (i, (_, peak)) in enumerate(zip(idx, ext, strict=True)):
-        if k + 1 < len(idx):
-            end, level = idx[k + 1] + 1, (x[i] + x[idx[k + 1]]) / 2
-        elif k > 0:
-            end, level = x.size, (x[i] + x[idx[k - 1]]) / 2
-        else:
-            break
-        seg = x[i:end] - level
-        j = np.flatnonzero((seg[:-1] > 0) != (seg[1:] > 0))
-        if j.size:
-            j0 = int(j[0])
-            t = t0_s + (i + j0 + seg[j0] / (seg[j0] - seg[j0 + 1])) / fs_hz
-            (fall if peak else rise).append(t)
-    return np.array(rise), np.array(fall)
+    extrema, and not moved by a flat trough.
+
+    Vectorised: the pairs of samples ``(s, s + 1)`` from each extremum to the next (the
+    newest: to the end) are disjoint, so one pass finds every segment's first crossing of
+    its own level."""
+    ts = np.concatenate([b.onset_s, b.exhale_s])
+    if ts.size < 2:
+        return np.empty(0), np.empty(0)
+    peak = np.arange(ts.size) >= b.onset_s.size
+    order = np.lexsort((peak, ts))  # in time, an onset before a peak at the same time
+    ts, peak = ts[order], peak[order]
+    n = x.size
+    idx = np.clip(np.rint((ts - t0_s) * fs_hz).astype(np.intp), 0, n - 1)
+    ends = np.append(idx[1:], n - 1)  # each segment's pairs: idx[k] <= s < ends[k]
+    level = (x[idx] + x[np.append(idx[1:], idx[-2])]) / 2
+    s = np.arange(idx[0], n - 1)
+    lev = np.repeat(level, ends - idx)
+    a, c = x[s] - lev, x[s + 1] - lev
+    cross = np.flatnonzero((a > 0) != (c > 0))
+    if not cross.size:
+        return np.empty(0), np.empty(0)
+    first = np.searchsorted(cross, idx - idx[0])
+    j = cross[np.minimum(first, cross.size - 1)]
+    have = (first < cross.size) & (j + idx[0] < ends)
+    j = j[have]
+    t = t0_s + (s[j] + a[j] / (a[j] - c[j])) / fs_hz
+    return t[~peak[have]], t[peak[have]]
 
 
 def _fused_shifted(x: np.ndarray, scale: np.ndarray, m: int) -> np.ndarray:
