@@ -457,6 +457,15 @@ FLIP_MIN: Final = 0.25  # correlation against the held sign that counts as contr
 FLIP_HOLD_S: Final = 20.0  # s of contrary evidence before a held sign changes (logged)
 
 
+def _row_medians(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=1, keepdims=True)`` (the same values), without its overhead."""
+    s = np.sort(a, axis=1)
+    h = s.shape[1] // 2
+    if s.shape[1] == 0 or np.isnan(s[:, -1]).any():
+        return np.median(a, axis=1, keepdims=True)
+    return s[:, h : h + 1] if s.shape[1] % 2 else (s[:, h - 1 : h] + s[:, h : h + 1]) / 2
+
+
 def _extremum_near(c: np.ndarray, lag_s: float) -> int:
     """Index into :data:`LAG_GRID_S` of the local extremum of the correlation ``c`` (a
     peak of either sign inside the grid) nearest ``lag_s``; the index of ``lag_s`` itself
@@ -862,7 +871,7 @@ class BreathWindow:
             self._xc_short += a_short * (xc - self._xc_short)
         d = np.diff(x, axis=1)
         # robust: a slope beyond 4 x its typical size is an artifact, not a breath
-        spread = 1.4826 * np.median(np.abs(d), axis=1, keepdims=True)
+        spread = 1.4826 * _row_medians(np.abs(d))
         d = np.clip(d, -4.0 * spread, 4.0 * spread)
         dsd = d.std(axis=1)
         skew = (d**3).mean(axis=1) / np.where(dsd == 0, 1.0, dsd) ** 3
