@@ -710,6 +710,7 @@ class BreathWindow:
         self.shape_flipped = False  # the polarity changed: the owner of shape_skew restarts it
         self._updates = 0
         self.state: WindowState | None = None
+        self._crossings: tuple[np.ndarray, float, Breaths] | None = None  # see _crossed
         self._periods: dict[int, tuple[float, float] | None] = {}  # rate_bpm's, per state
         self.onsets: deque[float] = deque(maxlen=64)  # committed events, for reports
         self.exhales: deque[float] = deque(maxlen=64)
@@ -780,10 +781,12 @@ class BreathWindow:
             xr = reach[1]
             wave = _fused_shifted(xr, _fuse_scale(coef, xr.std(axis=1)), m)
             pb = resp_breaths(wave, self.fs_hz, t0)
-        rise, fall = _mid_crossings(wave, self.fs_hz, t0, pb)
+        # the mid-crossings serve the phase only: found when it is first read (a window
+        # analysed for its rate alone, as RR beside chest motion, never needs them)
+        self._crossings = (wave, t0, pb)
         self.state = WindowState(t_s, b.onset_s, b.exhale_s, b.depth, level, quality,
-                                 rise, pb.exhale_s, fall, wave,
-                                 t0 + (wave.size - 1) / self.fs_hz)
+                                 peak_s=pb.exhale_s, wave=wave,
+                                 wave_end_s=t0 + (wave.size - 1) / self.fs_hz)
         self._periods = {}
         self._commit(b, t_s)
         return self.state
@@ -1038,11 +1041,20 @@ class BreathWindow:
         shows a breath (e.g. the heart-rate lag).
         """
         r = self.rate_bpm(t_s, self.phase_cycles)
-        st = self.state
+        st = self._crossed()
         if r is None or st is None or not self.signs_known():
             return None  # unknown beats inverted
         return _live_phase(st, r, self._inhale_fraction(st), t_s + delay_s, self.fs_hz,
                            *self.echt)
+
+    def _crossed(self) -> WindowState | None:
+        """The state with the mid-crossings of its phase wave (found once per analysis)."""
+        if self._crossings is not None and self.state is not None:
+            wave, t0, pb = self._crossings
+            self._crossings = None
+            rise, fall = _mid_crossings(wave, self.fs_hz, t0, pb)
+            self.state = dataclasses.replace(self.state, rise_s=rise, fall_s=fall)
+        return self.state
 
     @staticmethod
     def _inhale_fraction(st: WindowState) -> float:
