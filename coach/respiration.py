@@ -488,7 +488,9 @@ class WindowState:
     the freshest source: ``peak_s``, its peaks (ends of inspiration); ``rise_s`` /
     ``fall_s``, where it crosses half-way between each trough and the next peak
     (mid-inhale) and each peak and the next trough (mid-exhale), the newest one possibly
-    after the newest extremum; ``wave``: that wave, its last sample at ``wave_end_s``.
+    after the newest extremum (empty in :attr:`BreathWindow.state` until the window's
+    phase is first read: :meth:`BreathWindow.phase` finds them); ``wave``: that wave, its
+    last sample at ``wave_end_s``.
     """
 
     t_s: float
