@@ -274,6 +274,42 @@ async def test_a_refused_login_over_tls_is_one_line_everywhere(clinic_broker: Br
         assert "wrong user name or password" in line, line
 
 
+async def test_a_login_cancelled_as_its_refusal_arrives_raises_nothing_in_the_loop() -> None:
+    """The race behind the noise above, made certain: a broker (a few lines of asyncio
+    here, so the timing is ours) sends "not authorised" and, in the same step, the
+    client's connect is cancelled. The refusal is then read while aiomqtt's cancelled
+    CONNACK future is still in place; paho's hang-up must not raise inside the loop."""
+    from coach.mqtt.remote import check_login
+    from coach.mqtt.url import BrokerURL
+
+    loop = asyncio.get_running_loop()
+    errors: list[dict] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    login: asyncio.Task[None] | None = None
+
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1024)  # the CONNECT
+        await asyncio.sleep(0.2)  # the client is waiting for its CONNACK now
+        writer.write(bytes([0x20, 0x02, 0x00, 0x05]))  # CONNACK, 3.1.1: not authorised
+        assert login is not None
+        login.cancel()  # readable for the client's next poll, and its connect cancelled
+        await reader.read()  # until the client hangs up
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        login = asyncio.create_task(check_login(BrokerURL("mqtt", "127.0.0.1", port,
+                                                          username="ana", password="x")))
+        with pytest.raises(asyncio.CancelledError):
+            await login
+        await asyncio.sleep(0.3)  # paho's hang-up and anything left on the loop run here
+    finally:
+        server.close()
+        loop.set_exception_handler(None)
+    assert errors == [], [c.get("message") for c in errors]
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # paho 2.2 leaks
 @pytest.mark.filterwarnings("ignore::ResourceWarning")  # the socket of a failed TLS handshake
 async def test_a_tls_hostname_mismatch_says_so(certs: Certs, tmp_path: Path) -> None:

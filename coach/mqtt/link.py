@@ -17,7 +17,7 @@ import ssl
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import aiomqtt
 from aiomqtt.exceptions import MqttConnectError
@@ -159,7 +159,32 @@ def make_client(
         logger=PAHO_LOG,
     )
     _cap_incoming(client)
+    _quiet_after_cancel(client)
     return client
+
+
+def _quiet_after_cancel(client: aiomqtt.Client) -> None:
+    """Keep paho's disconnect callback from raising once a connect was cancelled.
+
+    A connect cancelled while the broker's answer (a refused login) is already waiting on
+    the socket: aiomqtt's ``wait_for`` cancels its CONNACK future and yields once more
+    before we can :func:`abandon` the client; in that pass paho reads the answer, hangs
+    up, and aiomqtt's disconnect callback asks the cancelled future for its exception,
+    which raises inside the loop ("Exception in callback"). Nothing waits for that
+    disconnect any more. Private attributes of aiomqtt 2.5 and paho 2.2.
+    """
+    paho = getattr(client, "_client", None)
+    inner = getattr(paho, "on_disconnect", None)
+    if inner is None:
+        return
+
+    def on_disconnect(*args: Any, **kwargs: Any) -> None:
+        connected = getattr(client, "_connected", None)
+        if isinstance(connected, asyncio.Future) and connected.cancelled():
+            return
+        inner(*args, **kwargs)
+
+    paho.on_disconnect = on_disconnect
 
 
 def _cap_incoming(client: aiomqtt.Client, max_bytes: int = MAX_INCOMING_BYTES) -> None:
@@ -193,12 +218,9 @@ def abandon(client: aiomqtt.Client) -> None:
     interrupted (its blocking part may even finish later in an executor thread), and the
     CONNACK future it cancelled makes paho's disconnect callback raise inside the loop:
     "Exception in callback", or "Event loop is closed" and "Task was destroyed" at exit.
-    Give it a fresh future and close the socket, now or as soon as it opens. Private
-    attributes of aiomqtt 2.5 and paho 2.2.
+    Close the socket, now or as soon as it opens (the cancelled future is
+    :func:`_quiet_after_cancel`'s). Private attributes of aiomqtt 2.5 and paho 2.2.
     """
-    connected = getattr(client, "_connected", None)
-    if isinstance(connected, asyncio.Future) and connected.cancelled():
-        client._connected = asyncio.get_running_loop().create_future()
     paho = getattr(client, "_client", None)
     if paho is None:
         return
