@@ -296,10 +296,6 @@ async def test_sixty_seconds_of_three_straps_give_breathing_and_heart_rate(
     assert drivers["T"].received["acc"] == 0 and last["T"].source in (None, "rr")
 
 
-# On one of these fault paths a D-Bus connection (bleak's, as far as can be told) is left
-# to the garbage collector: a ResourceWarning, nothing lost; not tracked down yet
-# (gc.collect in the fixture pins it to this test, instead of a later one)
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
     """Each BlueZ fault: a status from the fixed list, a one-line reason, and recovery
     within 5 s of the fault clearing."""
@@ -476,6 +472,38 @@ async def test_a_device_without_heart_rate_service_says_so(system_bus: DBusDaemo
     assert ("lost", "no heart-rate service on this device") in statuses
     assert statuses[-1] == ("connecting", "attempt 2: no heart-rate service on this device")
     assert not any(isinstance(e, HeartRate) for e in seen)
+
+
+async def test_a_consumer_cancelled_twice_still_ends_the_link(system_bus: DBusDaemon) -> None:
+    """A TaskGroup cancels its tasks a second time as it aborts (Ctrl-C in ``coach run``):
+    the strap's teardown, under way after the first cancel, still stops PMD and disconnects
+    (it once was cut short: the strap left connected and streaming, bleak's D-Bus connection
+    left to the garbage collector)."""
+    clock = RealClock(speed=4.0)
+    async with room(system_bus, clock) as r:
+        strap = straps(clock, ("A",))["A"]
+        streaming = asyncio.Event()
+
+        async def consume() -> None:
+            async for ev in strap.events():
+                if isinstance(ev, EcgChunk):
+                    streaming.set()
+
+        consumer = asyncio.create_task(consume())
+        async with asyncio.timeout(20.0):
+            await streaming.wait()
+        dev = r.bluez.devices[ADDRESSES["A"]]
+        dev.faults.write_s = 0.3  # the PMD stop takes a while: the second cancel finds it
+        writes = dev.writes
+        consumer.cancel()
+        async with asyncio.timeout(10.0):
+            while dev.writes == writes:  # the teardown's first PMD stop is on its way
+                await asyncio.sleep(0.01)
+        assert dev.connected
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        assert consumer.cancelled()
+        assert not dev.connected and dev.writes >= writes + 2  # ECG and ACC stopped, then gone
 
 
 ZERO_RR_FRAMES = [  # the peer vectors of tests/test_hrs.py (Polar SDK Android, iOS; blevalueparser)
