@@ -227,11 +227,13 @@ async def test_run_without_bluetooth_is_one_line(system_bus: DBusDaemon) -> None
 SPEED = 4.0  # the in-process fault tests' clock: four session seconds to a real second
 # A strap is back within 5 s of a fault clearing: the target for a real strap, in real time.
 # Here only the clock runs SPEED times faster; bleak and D-Bus work in real time, so each
-# real second of reconnecting (up to three connects in a row, serialised) counts as SPEED
-# session seconds. On a loaded 2-core machine that work took up to ~0.5 s more real time
-# than on an idle one (recoveries of 5.4 to 6.7 s seen); the bounds allow it 1 s.
+# real second of connecting counts as SPEED session seconds, and connects are serialised
+# (three in a row when the adapter comes back). On a loaded 2-core machine a connect took
+# up to ~0.5 s more real time than on an idle one (recoveries of 5.4 to 6.7 s seen, and
+# 11.4 s for the third strap after the adapter came back, beside a whole CI run); the bounds
+# allow each connect in a row 1 s of real time for that.
 BACK_S = 5.0
-WORK_S = SPEED * 1.0
+WORK_S = SPEED * 1.0  # per connect in a row
 
 
 class Watch:
@@ -445,8 +447,9 @@ async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
     assert any("le-connection-abort-by-remote" in x for x in watch.reasons("B", t_refused,
                                                                             t_abort))
     assert any("InProgress" in x for x in watch.reasons("T", t_refused, t_abort))
-    assert watch.back_after("B", t_refused) - t_refused < 10.0 + WORK_S
-    assert watch.back_after("T", t_refused) - t_refused < 10.0 + WORK_S
+    # (B's four connects and T's three share the lock: each waits for some of the other's)
+    assert watch.back_after("B", t_refused) - t_refused < 10.0 + 3 * WORK_S
+    assert watch.back_after("T", t_refused) - t_refused < 10.0 + 3 * WORK_S
     # abort-by-local: bleak's own retries; the strap is ok again, not lost after ok
     assert watch.back_after("A", t_abort) - t_abort < BACK_S + WORK_S
     assert connects_abort == 1  # one link: the aborted tries inside bleak are not losses
@@ -454,8 +457,8 @@ async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
         "lost", "connecting", "ok"], watch.statuses("A", t_abort, t_off)
     # adapter off
     assert any("No powered Bluetooth adapters" in x for x in watch.reasons("A", t_off, t_on + 3))
-    for label in ("A", "B", "T"):
-        assert watch.first_ok_after(label, t_on) - t_on < BACK_S + WORK_S, label
+    for label in ("A", "B", "T"):  # three connects in a row
+        assert watch.first_ok_after(label, t_on) - t_on < BACK_S + 3 * WORK_S, label
     # services changed: re-armed, not a loss (the reasons:
     # test_services_changed_rearms_notifications), the heart rate back and B ok within 5 s,
     # then all three streams flow
