@@ -27,7 +27,6 @@ References
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 from collections import deque
@@ -502,7 +501,10 @@ class BreathEstimator:
             self._shown = None
             return e
         level = -math.cos(self._shown_phase(t_s, phase))
-        return dataclasses.replace(e, phase=phase, level=level)
+        # the fields in order (dataclasses.replace, 20 us, ten times a second per partner)
+        return BreathEstimate(e.rate_bpm, phase, level, e.depth, e.regularity, e.source,
+                              e.quality, e.confidence, e.trusted, e.disagree,
+                              e.phase_confidence)
 
     def _shown_phase(self, t_s: float, phase: float) -> float:
         if self._shown is None or t_s < self._shown[0] or self._phase_bpm is None:

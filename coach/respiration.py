@@ -457,6 +457,15 @@ FLIP_MIN: Final = 0.25  # correlation against the held sign that counts as contr
 FLIP_HOLD_S: Final = 20.0  # s of contrary evidence before a held sign changes (logged)
 
 
+def _row_medians(a: np.ndarray) -> np.ndarray:
+    """``np.median(a, axis=1, keepdims=True)`` (the same values), without its overhead."""
+    s = np.sort(a, axis=1)
+    h = s.shape[1] // 2
+    if s.shape[1] == 0 or np.isnan(s[:, -1]).any():
+        return np.median(a, axis=1, keepdims=True)
+    return s[:, h : h + 1] if s.shape[1] % 2 else (s[:, h - 1 : h] + s[:, h : h + 1]) / 2
+
+
 def _extremum_near(c: np.ndarray, lag_s: float) -> int:
     """Index into :data:`LAG_GRID_S` of the local extremum of the correlation ``c`` (a
     peak of either sign inside the grid) nearest ``lag_s``; the index of ``lag_s`` itself
@@ -479,7 +488,9 @@ class WindowState:
     the freshest source: ``peak_s``, its peaks (ends of inspiration); ``rise_s`` /
     ``fall_s``, where it crosses half-way between each trough and the next peak
     (mid-inhale) and each peak and the next trough (mid-exhale), the newest one possibly
-    after the newest extremum; ``wave``: that wave, its last sample at ``wave_end_s``.
+    after the newest extremum (empty in :attr:`BreathWindow.state` until the window's
+    phase is first read: :meth:`BreathWindow.phase` finds them); ``wave``: that wave, its
+    last sample at ``wave_end_s``.
     """
 
     t_s: float
@@ -512,25 +523,33 @@ def _mid_crossings(
     """Times where the wave ``x`` crosses half-way between consecutive extrema of ``b``:
     rising (mid-inhale) and falling (mid-exhale). After the newest extremum, half-way
     back to the one before it. The steepest point of a breath: less jittered than its
-    extrema, and not moved by a flat trough."""
-    ext = sorted([(t, False) for t in b.onset_s.tolist()]
-                 + [(t, True) for t in b.exhale_s.tolist()])
-    idx = [min(max(round((t - t0_s) * fs_hz), 0), x.size - 1) for t, _ in ext]
-    rise, fall = [], []
-    for k, (i, (_, peak)) in enumerate(zip(idx, ext, strict=True)):
-        if k + 1 < len(idx):
-            end, level = idx[k + 1] + 1, (x[i] + x[idx[k + 1]]) / 2
-        elif k > 0:
-            end, level = x.size, (x[i] + x[idx[k - 1]]) / 2
-        else:
-            break
-        seg = x[i:end] - level
-        j = np.flatnonzero((seg[:-1] > 0) != (seg[1:] > 0))
-        if j.size:
-            j0 = int(j[0])
-            t = t0_s + (i + j0 + seg[j0] / (seg[j0] - seg[j0 + 1])) / fs_hz
-            (fall if peak else rise).append(t)
-    return np.array(rise), np.array(fall)
+    extrema, and not moved by a flat trough.
+
+    Vectorised: the pairs of samples ``(s, s + 1)`` from each extremum to the next (the
+    newest: to the end) are disjoint, so one pass finds every segment's first crossing of
+    its own level."""
+    ts = np.concatenate([b.onset_s, b.exhale_s])
+    if ts.size < 2:
+        return np.empty(0), np.empty(0)
+    peak = np.arange(ts.size) >= b.onset_s.size
+    order = np.lexsort((peak, ts))  # in time, an onset before a peak at the same time
+    ts, peak = ts[order], peak[order]
+    n = x.size
+    idx = np.clip(np.rint((ts - t0_s) * fs_hz).astype(np.intp), 0, n - 1)
+    ends = np.append(idx[1:], n - 1)  # each segment's pairs: idx[k] <= s < ends[k]
+    level = (x[idx] + x[np.append(idx[1:], idx[-2])]) / 2
+    s = np.arange(idx[0], n - 1)
+    lev = np.repeat(level, ends - idx)
+    a, c = x[s] - lev, x[s + 1] - lev
+    cross = np.flatnonzero((a > 0) != (c > 0))
+    if not cross.size:
+        return np.empty(0), np.empty(0)
+    first = np.searchsorted(cross, idx - idx[0])
+    j = cross[np.minimum(first, cross.size - 1)]
+    have = (first < cross.size) & (j + idx[0] < ends)
+    j = j[have]
+    t = t0_s + (s[j] + a[j] / (a[j] - c[j])) / fs_hz
+    return t[~peak[have]], t[peak[have]]
 
 
 def _fused_shifted(x: np.ndarray, scale: np.ndarray, m: int) -> np.ndarray:
@@ -693,6 +712,7 @@ class BreathWindow:
         self.shape_flipped = False  # the polarity changed: the owner of shape_skew restarts it
         self._updates = 0
         self.state: WindowState | None = None
+        self._crossings: tuple[np.ndarray, float, Breaths] | None = None  # see _crossed
         self._periods: dict[int, tuple[float, float] | None] = {}  # rate_bpm's, per state
         self.onsets: deque[float] = deque(maxlen=64)  # committed events, for reports
         self.exhales: deque[float] = deque(maxlen=64)
@@ -763,10 +783,12 @@ class BreathWindow:
             xr = reach[1]
             wave = _fused_shifted(xr, _fuse_scale(coef, xr.std(axis=1)), m)
             pb = resp_breaths(wave, self.fs_hz, t0)
-        rise, fall = _mid_crossings(wave, self.fs_hz, t0, pb)
+        # the mid-crossings serve the phase only: found when it is first read (a window
+        # analysed for its rate alone, as RR beside chest motion, never needs them)
+        self._crossings = (wave, t0, pb)
         self.state = WindowState(t_s, b.onset_s, b.exhale_s, b.depth, level, quality,
-                                 rise, pb.exhale_s, fall, wave,
-                                 t0 + (wave.size - 1) / self.fs_hz)
+                                 peak_s=pb.exhale_s, wave=wave,
+                                 wave_end_s=t0 + (wave.size - 1) / self.fs_hz)
         self._periods = {}
         self._commit(b, t_s)
         return self.state
@@ -854,7 +876,7 @@ class BreathWindow:
             self._xc_short += a_short * (xc - self._xc_short)
         d = np.diff(x, axis=1)
         # robust: a slope beyond 4 x its typical size is an artifact, not a breath
-        spread = 1.4826 * np.median(np.abs(d), axis=1, keepdims=True)
+        spread = 1.4826 * _row_medians(np.abs(d))
         d = np.clip(d, -4.0 * spread, 4.0 * spread)
         dsd = d.std(axis=1)
         skew = (d**3).mean(axis=1) / np.where(dsd == 0, 1.0, dsd) ** 3
@@ -1021,11 +1043,20 @@ class BreathWindow:
         shows a breath (e.g. the heart-rate lag).
         """
         r = self.rate_bpm(t_s, self.phase_cycles)
-        st = self.state
+        st = self._crossed()
         if r is None or st is None or not self.signs_known():
             return None  # unknown beats inverted
         return _live_phase(st, r, self._inhale_fraction(st), t_s + delay_s, self.fs_hz,
                            *self.echt)
+
+    def _crossed(self) -> WindowState | None:
+        """The state with the mid-crossings of its phase wave (found once per analysis)."""
+        if self._crossings is not None and self.state is not None:
+            wave, t0, pb = self._crossings
+            self._crossings = None
+            rise, fall = _mid_crossings(wave, self.fs_hz, t0, pb)
+            self.state = dataclasses.replace(self.state, rise_s=rise, fall_s=fall)
+        return self.state
 
     @staticmethod
     def _inhale_fraction(st: WindowState) -> float:

@@ -202,14 +202,17 @@ def orb_matched_rows(h: np.ndarray, cur: int, w: int, valid: np.ndarray, step: i
     ks = np.arange(math.ceil((u[0] - uw[0]) / TWO_PI), math.floor((u[-1] - uw[-1]) / TWO_PI) + 1)
     if ks.size == 0:
         return np.zeros((0, w), dtype=int)
-    rows = np.rint(np.interp(uw[None, :] + TWO_PI * ks[:, None], u, np.arange(n))).astype(int)
-    lo, hi = rows[:, 0], rows[:, -1]
+    # a stretch's first and last rows decide whether it is used: the rows in between are
+    # read (interpolated) only for the few dozen kept, not for every cycle of the session
+    at = np.arange(n)
+    lo = np.rint(np.interp(uw[0] + TWO_PI * ks, u, at)).astype(int)
+    hi = np.rint(np.interp(uw[-1] + TWO_PI * ks, u, at)).astype(int)
     still = np.concatenate([[0], np.cumsum(~moving)])  # rows from which the orb did not move
     ok = ((hi < cur) | (lo >= cur + w)) & (hi - lo < 2 * w) & (hi >= w - 1)
     ok &= (still[hi] - still[lo] == 0) & valid[lo] & valid[np.maximum(hi - w + 1, 0)]
-    rows = rows[ok]
-    _, first = np.unique(rows[:, 0] // step, return_index=True)
-    return _spread(rows[first])
+    _, first = np.unique(lo[ok] // step, return_index=True)
+    ks = _spread(ks[ok][first])
+    return np.rint(np.interp(uw[None, :] + TWO_PI * ks[:, None], u, at)).astype(int)
 
 
 def window_figures(h: np.ndarray, cur: int, w: int = SYNC_WINDOW_S,

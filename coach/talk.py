@@ -20,6 +20,7 @@ with a reference was available (docs/coregulation.md).
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections import deque
@@ -50,6 +51,8 @@ class TalkDetector:
         self._fs: float | None = None
         self._block: tuple[float, float, int] | None = None  # (start, sum of squares, n)
         self._levels: deque[float] = deque(maxlen=HISTORY_S)
+        self._sorted: list[float] = []  # the same levels in order of size (NaN apart)
+        self._nans = 0  # NaN levels among them
         self._loud_until: float | None = None
         self._last_acc_s: float | None = None
         self._pending: list[AccChunk] = []  # chunks not yet processed
@@ -103,10 +106,22 @@ class TalkDetector:
             return
         rms = math.sqrt(total / n)
         if len(self._levels) >= MIN_HISTORY_S:
-            quiet = float(np.percentile(self._levels, QUIET_PERCENTILE))
+            quiet = math.nan if self._nans else _percentile(self._sorted, QUIET_PERCENTILE)
             if rms > TALK_RATIO * quiet:
                 self._loud_until = start + 1.0 + HANGOVER_S
+        if len(self._levels) == self._levels.maxlen:
+            self._forget(self._levels[0])
         self._levels.append(rms)
+        if math.isnan(rms):
+            self._nans += 1
+        else:
+            bisect.insort(self._sorted, rms)
+
+    def _forget(self, level: float) -> None:
+        if math.isnan(level):
+            self._nans -= 1
+        else:
+            del self._sorted[bisect.bisect_left(self._sorted, level)]
 
     def talking(self, t_s: float, regularity: float | None) -> bool | None:
         """Talk now? None when neither the chest nor the breathing can tell."""
@@ -118,3 +133,15 @@ class TalkDetector:
         if regularity is None:
             return None
         return regularity < IRREGULAR_BELOW
+
+
+def _percentile(s: list[float], q: float) -> float:
+    """``np.percentile(s, q)`` (linear, the same value) of a sorted list without NaN: one
+    level a second against the last five minutes', without sorting them every time."""
+    n = len(s)
+    virtual = (n - 1) * (q / 100.0)
+    k = math.floor(virtual)
+    gamma = virtual - k
+    a, b = (s[-1], s[-1]) if virtual >= n - 1 else (s[k], s[k + 1])
+    diff = b - a
+    return b - diff * (1 - gamma) if gamma >= 0.5 else a + diff * gamma

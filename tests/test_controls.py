@@ -7,26 +7,29 @@ Each run is ``coach demo --headless --speed max`` in-process; the summary's
 
 from __future__ import annotations
 
-import contextlib
-import io
-from functools import cache
+from collections.abc import Iterator
 
 import pytest
+from demo_runs import DemoRuns
 from scipy import stats
 
-from coach.clock import VirtualClock
-from coach.commands.demo import run_headless
 from coach.synchrony import share_summary
 
 SEEDS = (1, 2)
 DURATION_S = 900.0
+# every session of this module, run on both cores (tests/demo_runs.py)
+RUNS = DemoRuns(*((scenario, seed, DURATION_S, False) for seed in SEEDS
+                  for scenario in ("attuned", "uncoupled", "same-rate", "orb-only")))
 
 
-@cache
+@pytest.fixture(scope="module", autouse=True)
+def _workers() -> Iterator[None]:
+    yield
+    RUNS.close()
+
+
 def _summary(scenario: str, seed: int) -> dict:
-    clock = VirtualClock()
-    with contextlib.redirect_stdout(io.StringIO()):
-        return clock.run(run_headless(clock, scenario, seed, DURATION_S, emit_json=False))
+    return RUNS.get(scenario, seed, DURATION_S, False)[1]
 
 
 def _pooled(scenario: str) -> dict:

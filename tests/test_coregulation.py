@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
+from collections.abc import Iterator
 from functools import cache
 
 import numpy as np
 import pytest
+from demo_runs import DemoRuns
 from scipy import signal, stats
 
 from coach.alert import ArousalAlert
 from coach.calm import CalmScore, Features
-from coach.clock import VirtualClock
 from coach.coherence import hrv_coherence
-from coach.commands.demo import run_headless
 from coach.config import ANCHOR_MARGIN
 from coach.coregulator import AnchorChooser, CoRegulator
 from coach.synchrony import (
@@ -412,13 +410,21 @@ def test_pseudo_partners_are_read_where_the_orb_stood_at_the_same_point_of_its_c
 # ------------------------------------------------------------------ closed loop
 
 
+# the closed-loop sessions of this module, run on both cores (tests/demo_runs.py)
+RUNS = DemoRuns(("calm-anchor", 2, 200.0, True), ("arousal-spike", 2, 600.0, True),
+                ("triad", 2, 600.0, True))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _workers() -> Iterator[None]:
+    yield
+    RUNS.close()
+
+
 @cache
 def _run(scenario: str, duration: float) -> list[dict]:
-    out = io.StringIO()
-    clock = VirtualClock()
-    with contextlib.redirect_stdout(out):
-        clock.run(run_headless(clock, scenario, 2, duration, emit_json=True))
-    return [json.loads(line) for line in out.getvalue().splitlines()][:-1]
+    printed, _ = RUNS.get(scenario, 2, duration, True)
+    return [json.loads(line) for line in printed.splitlines()][:-1]
 
 
 def test_state_json_carries_the_coregulation_fields() -> None:

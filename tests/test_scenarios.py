@@ -9,27 +9,29 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Iterator
 from functools import cache
 
 import numpy as np
 import pytest
-
-from coach.clock import VirtualClock
-from coach.commands.demo import run_headless
+from demo_runs import DemoRuns
 
 SLEW_PER_S = 1.0 / 60.0  # breaths/min per second (1 per minute)
+# every session of this module, run on both cores (tests/demo_runs.py)
+RUNS = DemoRuns(("calm-anchor", 1, 900.0, True), ("anchor-flip", 1, 900.0, True),
+                ("dropout", 1, 600.0, True), ("solo", 1, 300.0, True))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _workers() -> Iterator[None]:
+    yield
+    RUNS.close()
 
 
 @cache
 def _states(scenario: str, duration: float, seed: int = 1) -> tuple[list[dict], dict]:
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    clock = VirtualClock()
-    with contextlib.redirect_stdout(out):
-        summary = clock.run(run_headless(clock, scenario, seed, duration, emit_json=True))
-    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    printed, summary = RUNS.get(scenario, seed, duration, True)
+    lines = [json.loads(line) for line in printed.splitlines()]
     return lines, summary
 
 
