@@ -55,6 +55,28 @@ def connect_lock() -> asyncio.Lock:
     return lock
 
 
+async def _wait_out(task: asyncio.Task[Any]) -> None:
+    """Wait until ``task`` has ended, even if we are cancelled meanwhile; then pass the
+    cancellation on.
+
+    A strap's task ends with its teardown (PMD stopped, link disconnected, bleak's D-Bus
+    connection closed). Awaiting it with ``gather`` would cancel it again when our consumer
+    is cancelled a second time (a ``TaskGroup`` cancels its tasks once more as it aborts:
+    Ctrl-C in ``coach run``), cutting the teardown short and leaving the strap connected
+    and streaming. The teardown is bounded (``command_timeout_s`` a step).
+    """
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    if not task.cancelled():
+        task.exception()  # retrieved: it was handed to the consumer through the queue
+    if cancelled:
+        raise asyncio.CancelledError
+
+
 MAX_REASON_CHARS = 160
 NO_BLUEZ = "org.freedesktop.DBus.Error.ServiceUnknown"  # the system bus has no org.bluez
 
@@ -189,7 +211,7 @@ class Strap:
                 yield item
         finally:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await _wait_out(task)
 
     def drain_nowait(self) -> list[StrapEvent]:
         """Events already received but not yet taken (at the end of a session: nothing lost)."""

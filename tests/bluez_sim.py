@@ -318,6 +318,8 @@ class GattCharacteristic(ServiceInterface):
     @dbus_method()
     async def WriteValue(self, value: DBusBytes, options: DBusDict) -> None:
         link = self.dev.link_or_fail()
+        self.dev.writes += 1
+        await asyncio.sleep(self.dev.faults.write_s)
         await link.write_gatt_char(self.char, bytes(value), response=True)
 
     @dbus_method()
@@ -345,6 +347,7 @@ class DeviceFaults:
 
     connect_errors: list[tuple[str, str]] = field(default_factory=list)  # next Connects
     resolve_s: float = 0.05  # real seconds from Connected to ServicesResolved
+    write_s: float = 0.0  # real seconds a WriteValue takes before it reaches the strap
     hidden_services: set[str] = field(default_factory=set)  # service UUIDs not served
     off_until: float = 0.0  # radio clock: the strap is gone (link loss) until then
 
@@ -362,6 +365,7 @@ class Device(ServiceInterface):
         self.connected = self.resolved = self.connecting = False
         self.link: SimBleakClient | None = None
         self.gatt_paths: list[tuple[str, ServiceInterface]] = []
+        self.writes = 0  # WriteValue calls received
         self._resolver: asyncio.Task[None] | None = None
 
     # -- properties (doc/org.bluez.Device.rst)

@@ -224,33 +224,69 @@ async def test_run_without_bluetooth_is_one_line(system_bus: DBusDaemon) -> None
 
 # ------------------------------------------------------------------ in-process sessions
 
+SPEED = 4.0  # the in-process fault tests' clock: four session seconds to a real second
+# A strap is back within 5 s of a fault clearing: the target for a real strap, in real time.
+# Here only the clock runs SPEED times faster; bleak and D-Bus work in real time, so each
+# real second of connecting counts as SPEED session seconds, and connects are serialised
+# (three in a row when the adapter comes back). On a loaded 2-core machine a connect took
+# up to ~0.5 s more real time than on an idle one (recoveries of 5.4 to 6.7 s seen, and
+# 11.4 s for the third strap after the adapter came back, beside a whole CI run); the bounds
+# allow each connect in a row 1 s of real time for that.
+BACK_S = 5.0
+WORK_S = SPEED * 1.0  # per connect in a row
+
 
 class Watch:
-    """Partner states of a session, one list per label, in clock time."""
+    """Partner states of a session, one list per label, in clock time, and every status
+    the straps reported (``tapped``): states are sampled ten times a session second and may
+    miss a status that lasts milliseconds (a connect BlueZ refuses at once)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.states: list[SessionState] = []
+        self.reported: dict[str, list[StrapStatus]] = {k: [] for k in session.trackers}
 
     async def run(self) -> None:
         async for state in self.session.states.subscribe():
             self.states.append(state)
+
+    async def tapped(self, label: str, events: Any) -> AsyncIterator[Any]:
+        """``events`` of a strap, passed on unchanged, its statuses kept."""
+        async with contextlib.aclosing(events):
+            async for ev in events:
+                if isinstance(ev, StrapStatus):
+                    self.reported[label].append(ev)
+                yield ev
 
     def of(self, label: str, t0: float = -1e9, t1: float = 1e9) -> list[tuple[float,
                                                                             PartnerState]]:
         return [(s.t_s, s.partners[label]) for s in self.states
                 if t0 <= s.t_s <= t1 and label in s.partners]
 
+    def reasons(self, label: str, t0: float, t1: float) -> list[str]:
+        """The reasons the session showed for ``label`` between ``t0`` and ``t1``."""
+        return [p.status_reason for _, p in self.of(label, t0, t1) if p.status_reason]
+
+    def statuses(self, label: str, t0: float, t1: float = 1e9) -> list[StrapStatus]:
+        """What the strap reported between ``t0`` and ``t1``, all of it."""
+        return [s for s in self.reported[label] if t0 <= s.t_s <= t1]
+
     def back_after(self, label: str, t0: float) -> float:
-        """When the strap, lost at or after ``t0``, was ok again."""
-        down = next(t for t, p in self.of(label, t0) if p.status != "ok")
-        return self.first_ok_after(label, down)
+        """When the user saw the strap ok again, after the first loss it reported from ``t0``."""
+        after = self.statuses(label, t0)
+        lost = next(i for i, s in enumerate(after) if s.condition == "lost")
+        ok = next(s for s in after[lost:] if s.condition == "ok")
+        return self.first_ok_after(label, ok.t_s)
 
     def first_ok_after(self, label: str, t0: float) -> float:
         for t, p in self.of(label, t0):
             if p.status == "ok" and p.hr_bpm is not None:
                 return t
         raise AssertionError(f"{label} never ok again after {t0:.1f}")
+
+    def all_ok(self) -> bool:
+        return bool(self.states) and all(p.status == "ok" and p.hr_bpm is not None
+                                         for p in self.states[-1].partners.values())
 
 
 async def close_all(sources: dict[str, Any]) -> None:
@@ -265,20 +301,45 @@ def straps(clock: Any, labels: tuple[str, ...] = ("A", "B", "T"),
             for i, k in enumerate(labels)}
 
 
+async def until(what: str, done: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Wait (real seconds at most) until ``done()``; the test fails saying ``what`` if never."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            while not done():
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"never within {timeout_s:.0f} s: {what}") from None
+
+
 async def test_sixty_seconds_of_three_straps_give_breathing_and_heart_rate(
         system_bus: DBusDaemon) -> None:
-    """Two Polar straps (ECG + ACC) and a plain HR strap for 60 s of session time."""
-    clock = RealClock(speed=10.0)
+    """Two Polar straps (ECG + ACC) and a plain HR strap for 60 s of session time, counted
+    from when all three stream (connecting them takes real seconds, which count SPEED times).
+
+    At SPEED, not faster: the D-Bus path carries SPEED times a real strap's notifications a
+    real second; at 10x a loaded machine fell seconds behind (ECG and ACC still queued when
+    the session ended, breathing unknown at the end)."""
+    clock = RealClock(speed=SPEED)
+    # The straps' silence timers count session seconds: at SPEED a stall of a loaded machine
+    # reads as SPEED times longer without heart rate and could re-arm or drop a healthy link.
+    # Here they are what they are for a real strap, in real time (the faults test covers them).
+    default = StrapConfig()
+    config = StrapConfig(probe_s=default.probe_s * SPEED, watchdog_s=default.watchdog_s * SPEED)
     async with room(system_bus, clock) as r:
         session = Session(clock, labels=("A", "B", "T"))
         watch = Watch(session)
         task = asyncio.create_task(watch.run())
-        drivers = straps(clock)
+        drivers = straps(clock, config=config)
         sources = {k: s.events() for k, s in drivers.items()}
-        await run_session(session, sources, duration_s=60.0, record=None, settings={})
+        run = asyncio.create_task(run_session(session, sources, duration_s=None, record=None,
+                                              settings={}))
+        await until("all three straps streaming", watch.all_ok)
+        await clock.sleep_until(watch.states[-1].t_s + 60.0)
+        run.cancel()
         task.cancel()
+        await asyncio.gather(run, task, return_exceptions=True)
         await close_all(sources)
-        t_end = clock.now()
+    t_end = watch.states[-1].t_s  # the truth when the state compared with it was made
     last = {k: p for k, p in watch.states[-1].partners.items()}
     for label in ("A", "B"):
         p = last[label]
@@ -296,115 +357,120 @@ async def test_sixty_seconds_of_three_straps_give_breathing_and_heart_rate(
     assert drivers["T"].received["acc"] == 0 and last["T"].source in (None, "rr")
 
 
-# On one of these fault paths a D-Bus connection (bleak's, as far as can be told) is left
-# to the garbage collector: a ResourceWarning, nothing lost; not tracked down yet
-# (gc.collect in the fixture pins it to this test, instead of a later one)
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_faults_give_reasons_and_recover(system_bus: DBusDaemon) -> None:
     """Each BlueZ fault: a status from the fixed list, a one-line reason, and recovery
-    within 5 s of the fault clearing."""
-    clock = RealClock(speed=4.0)
+    within 5 s of the fault clearing (with the real-time allowance of ``WORK_S``).
+
+    Each fault starts once the last one is over (all three straps ok) and lasts at least as
+    long as it did when the test ran on fixed times: a slow machine delays, never mixes them.
+    What the drivers report is checked on their complete record (``Watch.reported``); what
+    the session shows (a reason, the time until ok) on its states."""
+    clock = RealClock(speed=SPEED)
     config = StrapConfig(connect_timeout_s=3.0)  # real seconds, as bleak counts
     async with room(system_bus, clock) as r:
         session = Session(clock, labels=("A", "B", "T"))
         watch = Watch(session)
         watcher = asyncio.create_task(watch.run())
         drivers = straps(clock, config=config)
-        sources = {k: s.events() for k, s in drivers.items()}
+        sources = {k: watch.tapped(k, s.events()) for k, s in drivers.items()}
         run = asyncio.create_task(run_session(session, sources, duration_s=None, record=None,
                                               settings={}))
         bz = r.bluez
 
-        async def until(t: float) -> None:
+        async def settle(t: float) -> float:
+            """Until ``t`` and all three straps ok again; the time then."""
             await clock.sleep_until(t)
+            await until("all three straps ok again", watch.all_ok)
+            return clock.now()
 
-        async with asyncio.timeout(20.0):  # real seconds: all three streaming first
-            while not watch.states or any(p.status != "ok" or p.hr_bpm is None
-                                          for p in watch.states[-1].partners.values()):
-                await asyncio.sleep(0.05)
+        await until("all three straps streaming", watch.all_ok)
         # link loss: A's strap gone for 3 s
         t_loss = clock.now()
         bz.lose_link(ADDRESSES["A"], off_s=3.0)
-        await until(t_loss + 7.0)
         # Connect refused three times with a BlueZ reason, and InProgress twice
-        t_refused = clock.now()
+        t_refused = await settle(t_loss + 7.0)
         bz.fail_connects(ADDRESSES["B"], 3, FAILED, "le-connection-abort-by-remote")
         bz.fail_connects(ADDRESSES["T"], 2, IN_PROGRESS, "In Progress")
         bz.lose_link(ADDRESSES["B"], off_s=0.0)
         bz.lose_link(ADDRESSES["T"], off_s=0.0)
-        await until(t_refused + 10.0)
         # le-connection-abort-by-local: bleak retries inside connect(); not a loss after it
-        t_abort = clock.now()
+        t_abort = await settle(t_refused + 10.0)
         connects_before = drivers["A"].connects
         bz.fail_connects(ADDRESSES["A"], 2, FAILED, "le-connection-abort-by-local")
         bz.lose_link(ADDRESSES["A"], off_s=0.0)
-        await until(t_abort + 8.0)
-        connects_abort = drivers["A"].connects - connects_before
         # adapter powered off for 3 s
-        t_off = clock.now()
+        t_off = await settle(t_abort + 8.0)
+        connects_abort = drivers["A"].connects - connects_before
         bz.set_powered(False)
-        await until(t_off + 3.0)
+        await clock.sleep_until(t_off + 3.0)
         bz.set_powered(True)
         t_on = clock.now()
-        await until(t_on + 8.0)
-        # services changed on B
-        t_changed = clock.now()
+        # services changed on B: the streams stop, the silent heart rate gets its
+        # notifications re-armed, B is ok again and all three streams flow
+        t_changed = await settle(t_on + 8.0)
         bz.change_services(ADDRESSES["B"])
-        await until(t_changed + 3.5)
-        received_changed = Counter(drivers["B"].received)
-        await until(t_changed + 5.0)
+        await until("B re-armed", lambda: any(
+            s.condition == "ok" for s in watch.statuses("B", t_changed)))
+        t_rearmed = clock.now()
         received_back = Counter(drivers["B"].received)
-        await until(t_changed + 10.0)
-        received_after = Counter(drivers["B"].received)
         # service resolution slower than the connect timeout on A (connects are serialised:
-        # done after B's, which it would hold up)
-        t_slow = clock.now()
+        # done after B's, which it would hold up), lifted once the session says so
+        t_slow = await settle(max(t_changed + 10.0, t_rearmed + 5.0))
+        received_after = Counter(drivers["B"].received)
         bz.device_faults(ADDRESSES["A"]).resolve_s = 30.0
         bz.lose_link(ADDRESSES["A"], off_s=0.0)
-        await until(t_slow + 15.0)
+        await until("A's connect timing out, shown", lambda: any(
+            "timed out" in x for x in watch.reasons("A", t_slow, 1e9)))
         bz.device_faults(ADDRESSES["A"]).resolve_s = 0.05
         t_resolved = clock.now()
-        await until(t_resolved + 5.0)
+        await settle(t_resolved + 5.0)
         run.cancel()
         watcher.cancel()
         await asyncio.gather(run, watcher, return_exceptions=True)
         await close_all(sources)
 
-    def reasons(label: str, t0: float, t1: float) -> list[str]:
-        return [p.status_reason for _, p in watch.of(label, t0, t1) if p.status_reason]
+    def notes(label: str, t0: float, t1: float) -> set[str]:
+        return {s.note for s in watch.statuses(label, t0, t1) if s.condition == "connecting"}
 
     words = {p.status for s in watch.states for p in s.partners.values()}
     assert words <= {"ok", "connecting", "lost", "no-contact", "off"}
     # link loss
-    assert "disconnected" in reasons("A", t_loss, t_loss + 3.0)
-    assert watch.first_ok_after("A", t_loss + 3.0) - (t_loss + 3.0) < 5.0
-    # Connect failures, counted
-    b = reasons("B", t_refused, t_abort)
-    assert {f"attempt {n}: le-connection-abort-by-remote" for n in (2, 3, 4)} <= set(b), b
-    t = reasons("T", t_refused, t_off)
-    assert {"attempt 2: InProgress: In Progress", "attempt 3: InProgress: In Progress"} <= set(t), t
-    assert watch.back_after("B", t_refused) - t_refused < 10.0
-    assert watch.back_after("T", t_refused) - t_refused < 10.0
+    assert ("lost", "disconnected") in {(s.condition, s.note)
+                                        for s in watch.statuses("A", t_loss, t_loss + 3.0)}
+    assert watch.reasons("A", t_loss, t_loss + 3.0)
+    assert watch.first_ok_after("A", t_loss + 3.0) - (t_loss + 3.0) < BACK_S + WORK_S
+    # Connect failures, counted on every attempt, and shown
+    assert {f"attempt {n}: le-connection-abort-by-remote" for n in (2, 3, 4)} <= notes(
+        "B", t_refused, t_abort), watch.statuses("B", t_refused, t_abort)
+    assert {f"attempt {n}: InProgress: In Progress" for n in (2, 3)} <= notes(
+        "T", t_refused, t_abort), watch.statuses("T", t_refused, t_abort)
+    assert any("le-connection-abort-by-remote" in x for x in watch.reasons("B", t_refused,
+                                                                            t_abort))
+    assert any("InProgress" in x for x in watch.reasons("T", t_refused, t_abort))
+    # (B's four connects and T's three share the lock: each waits for some of the other's)
+    assert watch.back_after("B", t_refused) - t_refused < 10.0 + 3 * WORK_S
+    assert watch.back_after("T", t_refused) - t_refused < 10.0 + 3 * WORK_S
     # abort-by-local: bleak's own retries; the strap is ok again, not lost after ok
-    back = watch.back_after("A", t_abort)
-    assert back - t_abort < 5.0
+    assert watch.back_after("A", t_abort) - t_abort < BACK_S + WORK_S
     assert connects_abort == 1  # one link: the aborted tries inside bleak are not losses
-    assert all(p.status == "ok" for _, p in watch.of("A", back, t_off - 0.1))
+    assert [s.condition for s in watch.statuses("A", t_abort, t_off)] == [
+        "lost", "connecting", "ok"], watch.statuses("A", t_abort, t_off)
     # adapter off
-    assert any("No powered Bluetooth adapters" in x for x in reasons("A", t_off, t_on + 3))
-    for label in ("A", "B", "T"):
-        assert watch.first_ok_after(label, t_on) - t_on < 5.0, label
-    # slow resolution beyond the connect timeout: a reason, then recovery once it is quick
-    assert any("timed out" in x for x in reasons("A", t_slow, t_resolved))
-    assert watch.first_ok_after("A", t_resolved) - t_resolved < 5.0
-    # services changed: the streams stop, the silent heart rate gets its notifications
-    # re-armed (the reasons: test_services_changed_rearms_notifications), and within 5 s
-    # the heart rate flows again and B is ok; then all three streams flow
-    assert received_back["hr"] > received_changed["hr"]
-    at_5 = [p.status for _, p in watch.of("B", t_changed + 4.8, t_changed + 5.0)]
-    assert at_5 and set(at_5) == {"ok"}, at_5
+    assert any("No powered Bluetooth adapters" in x for x in watch.reasons("A", t_off, t_on + 3))
+    for label in ("A", "B", "T"):  # three connects in a row
+        assert watch.first_ok_after(label, t_on) - t_on < BACK_S + 3 * WORK_S, label
+    # services changed: re-armed, not a loss (the reasons:
+    # test_services_changed_rearms_notifications), the heart rate back and B ok within 5 s,
+    # then all three streams flow
+    rearm = watch.statuses("B", t_changed, t_rearmed)
+    assert [s.condition for s in rearm] == ["connecting", "ok"], rearm
+    assert watch.first_ok_after("B", rearm[-1].t_s) - t_changed < BACK_S + WORK_S
     for kind in ("hr", "ecg", "acc"):
         assert received_after[kind] > received_back[kind], kind
+    # slow resolution beyond the connect timeout: a reason, then recovery once it is quick
+    assert ("lost", "timed out") in {(s.condition, s.note)
+                                     for s in watch.statuses("A", t_slow, t_resolved)}
+    assert watch.first_ok_after("A", t_resolved) - t_resolved < BACK_S + WORK_S
     assert all(s.malformed == 0 for s in drivers.values())
 
 
@@ -426,7 +492,7 @@ async def services_changed(system_bus: DBusDaemon, moved: int) -> tuple[Strap, f
                                                                          list[StrapStatus]]:
     """Strap A's services change once it streams; its statuses from then until it is ok
     again and its ECG flows again."""
-    clock = RealClock(speed=4.0)
+    clock = RealClock(speed=SPEED)
     async with room(system_bus, clock) as r:
         strap = straps(clock, ("A",))["A"]
         seen: list[Any] = []
@@ -438,7 +504,7 @@ async def services_changed(system_bus: DBusDaemon, moved: int) -> tuple[Strap, f
                     t_changed = clock.now()
                     r.bluez.change_services(ADDRESSES["A"], moved)
                 back = [e for e in seen if isinstance(e, StrapStatus) and e.condition == "ok"]
-                if len(back) == 2 and isinstance(ev, EcgChunk) and ev.t_s > back[1].t_s:
+                if len(back) >= 2 and isinstance(ev, EcgChunk) and ev.t_s > back[-1].t_s:
                     break  # ok again, and the ECG flows again
     assert t_changed is not None
     return strap, t_changed, [e for e in seen
@@ -451,7 +517,7 @@ async def test_services_changed_rearms_notifications(system_bus: DBusDaemon) -> 
     strap, t_changed, after = await services_changed(system_bus, moved=0)
     assert [e.condition for e in after] == ["connecting", "ok"], after
     assert re.fullmatch(r"silent for \d\.\d s: re-arming", after[0].note), after
-    assert after[-1].t_s - t_changed < 5.0
+    assert after[-1].t_s - t_changed < BACK_S + WORK_S
     assert strap.connects == 1 and strap.malformed == 0  # the same link, streams re-armed
 
 
@@ -462,12 +528,12 @@ async def test_services_changed_to_new_paths_reconnects(system_bus: DBusDaemon) 
     assert [e.condition for e in after] == ["connecting", "lost", "connecting", "ok"], after
     assert re.fullmatch(r"silent for \d\.\d s: re-arming failed: .+", after[1].note), after
     assert after[2].note == f"attempt 1: {after[1].note}"  # a loss after ok, not a failure
-    assert after[-1].t_s - t_changed < 5.0
+    assert after[-1].t_s - t_changed < BACK_S + WORK_S
     assert strap.connects == 2 and strap.malformed == 0
 
 
 async def test_a_device_without_heart_rate_service_says_so(system_bus: DBusDaemon) -> None:
-    clock = RealClock(speed=4.0)
+    clock = RealClock(speed=SPEED)
     async with room(system_bus, clock) as r:
         r.bluez.device_faults(ADDRESSES["A"]).hidden_services.add(hrs.HEART_RATE_SERVICE)
         strap = straps(clock, ("A",))["A"]
@@ -476,6 +542,38 @@ async def test_a_device_without_heart_rate_service_says_so(system_bus: DBusDaemo
     assert ("lost", "no heart-rate service on this device") in statuses
     assert statuses[-1] == ("connecting", "attempt 2: no heart-rate service on this device")
     assert not any(isinstance(e, HeartRate) for e in seen)
+
+
+async def test_a_consumer_cancelled_twice_still_ends_the_link(system_bus: DBusDaemon) -> None:
+    """A TaskGroup cancels its tasks a second time as it aborts (Ctrl-C in ``coach run``):
+    the strap's teardown, under way after the first cancel, still stops PMD and disconnects
+    (it once was cut short: the strap left connected and streaming, bleak's D-Bus connection
+    left to the garbage collector)."""
+    clock = RealClock(speed=SPEED)
+    async with room(system_bus, clock) as r:
+        strap = straps(clock, ("A",))["A"]
+        streaming = asyncio.Event()
+
+        async def consume() -> None:
+            async for ev in strap.events():
+                if isinstance(ev, EcgChunk):
+                    streaming.set()
+
+        consumer = asyncio.create_task(consume())
+        async with asyncio.timeout(20.0):
+            await streaming.wait()
+        dev = r.bluez.devices[ADDRESSES["A"]]
+        dev.faults.write_s = 0.3  # the PMD stop takes a while: the second cancel finds it
+        writes = dev.writes
+        consumer.cancel()
+        async with asyncio.timeout(10.0):
+            while dev.writes == writes:  # the teardown's first PMD stop is on its way
+                await asyncio.sleep(0.01)
+        assert dev.connected
+        consumer.cancel()
+        await asyncio.gather(consumer, return_exceptions=True)
+        assert consumer.cancelled()
+        assert not dev.connected and dev.writes >= writes + 2  # ECG and ACC stopped, then gone
 
 
 ZERO_RR_FRAMES = [  # the peer vectors of tests/test_hrs.py (Polar SDK Android, iOS; blevalueparser)
