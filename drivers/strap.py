@@ -338,8 +338,9 @@ class Strap:
         # Stop PMD first (a strap keeps streaming into a half-open link otherwise), then
         # always disconnect, even when the stop went unanswered on a dead link.
         # A silent link cannot answer a stop; skip it rather than wait for nothing.
+        # A stream is forgotten once its stop is answered: frames in flight until then
+        # are data like any other.
         kinds = () if self._silent else tuple(self._streams)
-        self._streams.clear()
         for kind in (*kinds, None):
             try:
                 async with asyncio.timeout(self.config.command_timeout_s):
@@ -349,6 +350,9 @@ class Strap:
                         await self._request(client, pmd.build_stop_request(kind))
             except Exception as exc:  # a dead link cannot be stopped politely
                 log.debug("%s: teardown: %r", self.address, exc)
+            finally:
+                self._streams.pop(kind or "", None)
+        self._streams.clear()
 
     # ----------------------------------------------------------------- arming
     async def _arm(self, client: BleakClient) -> None:
